@@ -1,0 +1,79 @@
+"""i2i: plugin-based image-to-image translation.
+
+The public API, everything a plugin may import::
+
+    from i2i import hookimpl, Task
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import pluggy
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("i2i")
+
+from i2i.catalog import Catalog  # noqa: E402
+from i2i.registry import Entry, RegistrationError, Registry, UnknownComponentError  # noqa: E402
+from i2i.task import Task, to_image_range, to_model_range  # noqa: E402
+
+
+@lru_cache(maxsize=1)
+def catalog() -> Catalog:
+    """The catalog of the default plugin manager, made on first use (never at import)."""
+    from i2i.plugins import make_plugin_manager
+
+    return Catalog.from_plugin_manager(make_plugin_manager())
+
+
+def list_components(kind: str, pattern: str = "*") -> list[str]:
+    """Names of registered components of ``kind`` matching a wildcard.
+
+    >>> list_components("discriminators", "patch*")
+    ['patch16', 'patch34', 'patch70']
+    """
+    return catalog().registry(kind).names(pattern)
+
+
+def create_generator(name: str, in_channels: int = 3, out_channels: int = 3, **kwargs: Any):
+    """Build a registered generator by name.
+
+    >>> g = create_generator("unet_256", 3, 3, ngf=8)
+    >>> g.size_multiple
+    256
+    """
+    return (
+        catalog()
+        .generators.get(name)
+        .build(in_channels=in_channels, out_channels=out_channels, **kwargs)
+    )
+
+
+def create_discriminator(name: str, in_channels: int = 6, **kwargs: Any):
+    """Build a registered discriminator by name.
+
+    >>> create_discriminator("patch70", 6).receptive_field
+    70
+    """
+    return catalog().discriminators.get(name).build(in_channels=in_channels, **kwargs)
+
+
+__all__ = [
+    "Catalog",
+    "Entry",
+    "RegistrationError",
+    "Registry",
+    "Task",
+    "UnknownComponentError",
+    "__version__",
+    "catalog",
+    "create_discriminator",
+    "create_generator",
+    "hookimpl",
+    "list_components",
+    "to_image_range",
+    "to_model_range",
+]

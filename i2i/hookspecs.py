@@ -1,0 +1,61 @@
+"""The hooks i2i calls. Every hook takes a ``register`` callback (or the click group).
+
+A plugin implements any of them with ``@i2i.hookimpl``::
+
+    from i2i import hookimpl
+
+    @hookimpl
+    def i2i_register_generators(register):
+        register("tiny", make_tiny, summary="A tiny generator", size_multiple=1)
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("i2i")
+
+
+@hookspec
+def i2i_register_generators(register):
+    """Register generator factories: ``register(name, factory, *, aliases=(), summary=None, **meta)``.
+
+    A factory takes ``in_channels``, ``out_channels`` and its own keywords and returns an
+    ``nn.Module`` whose ``size_multiple`` attribute says which input sizes it accepts.
+    """
+
+
+@hookspec
+def i2i_register_discriminators(register):
+    """Register discriminator factories: ``register(name, factory, *, aliases=(), summary=None, **meta)``.
+
+    A factory takes ``in_channels`` (input + output channels when conditional) and returns an
+    ``nn.Module`` of logits whose ``receptive_field`` attribute is the side of one logit's field.
+    """
+
+
+@hookspec
+def i2i_register_losses(register):
+    """Register loss factories: ``register(name, factory, *, aliases=(), summary=None, kind=...)``.
+
+    ``kind`` is ``"adversarial"`` (an :class:`i2i.losses.AdversarialLoss`) or
+    ``"reconstruction"`` (a callable ``loss(fake, target) -> Tensor``).
+    """
+
+
+@hookspec
+def i2i_register_tasks(register):
+    """Register tasks: ``register(name, task, *, aliases=())`` with an :class:`i2i.Task`."""
+
+
+@hookspec
+def i2i_register_metrics(register):
+    """Register evaluation metrics: ``register(name, factory, *, summary=None)``.
+
+    A factory returns a :class:`i2i.metrics.Metric`.
+    """
+
+
+@hookspec
+def i2i_register_commands(cli):
+    """Add click commands to the ``i2i`` command group ``cli``."""

@@ -1,0 +1,105 @@
+"""A task declares its data and preprocessing, nothing else.
+
+Images travel between the data layer and a task as float tensors in [0, 1], RGB, shaped
+``(3, H, W)``; model tensors are in [-1, 1] with the task's channel counts.
+
+>>> import torch
+>>> t = Task(summary="photo to photo", in_channels=3, out_channels=3, layout="aligned")
+>>> x, y = t.make_pair((torch.rand(3, 8, 8), torch.rand(3, 8, 8)))
+>>> x.shape, float(x.min()) >= -1.0
+(torch.Size([3, 8, 8]), True)
+>>> t.output_to_image(x, y).shape
+torch.Size([3, 8, 8])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+LAYOUTS = ("aligned", "folders", "single")
+"""``aligned``: one file per pair, A|B side by side (the pix2pix format);
+``folders``: ``A/`` and ``B/`` folders with matching file names;
+``single``: one folder of photos from which the task derives its input."""
+
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def to_model_range(img: Tensor) -> Tensor:
+    """[0, 1] -> [-1, 1]."""
+    return img * 2.0 - 1.0
+
+
+def to_image_range(t: Tensor) -> Tensor:
+    """[-1, 1] -> [0, 1], clamped."""
+    return ((t + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def _paired_make_pair(images: Sequence[Tensor], generator: torch.Generator | None = None):
+    src, dst = images
+    return to_model_range(src), to_model_range(dst)
+
+
+def _identity_input(img: Tensor) -> Tensor:
+    return to_model_range(img)
+
+
+def _rgb_output(x: Tensor, out: Tensor) -> Tensor:
+    return to_image_range(out)
+
+
+def _rgb_input(x: Tensor) -> Tensor:
+    if x.shape[-3] == 1:
+        return to_image_range(x).expand(*x.shape[:-3], 3, *x.shape[-2:])
+    return to_image_range(x[..., :3, :, :])
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a translation problem is: channels, data layout and the conversions around the model.
+
+    - ``make_pair(images, generator) -> (x, y)``: from the data layer's images (one tensor for
+      ``single``, ``(source, target)`` already oriented by direction for paired layouts) to the
+      model's input and target, per sample ``(C, H, W)``. ``generator`` drives any randomness
+      (masks, for example) so that runs are reproducible.
+    - ``image_to_input(img) -> x``: what ``i2i translate`` feeds the model for a user's image.
+    - ``output_to_image(x, out) -> rgb``: a model output (with its input) as an RGB [0, 1] image.
+    - ``input_to_image(x) -> rgb``: the model input as an RGB [0, 1] image, for sample grids.
+    All conversions accept ``(C, H, W)`` and ``(B, C, H, W)``.
+    """
+
+    summary: str
+    in_channels: int
+    out_channels: int
+    layout: str
+    direction: str = "AtoB"
+    make_pair: Callable[..., tuple[Tensor, Tensor]] = _paired_make_pair
+    image_to_input: Callable[[Tensor], Tensor] = _identity_input
+    output_to_image: Callable[[Tensor, Tensor], Tensor] = _rgb_output
+    input_to_image: Callable[[Tensor], Tensor] = _rgb_input
+    defaults: dict[str, Any] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ("l1", "psnr", "ssim")
+    default_data: Callable[[], Path] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"Task layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"Task direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        for name in ("in_channels", "out_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Task {name} must be a positive int, got {value!r}")
+
+    def check_input(self, x: Tensor, name: str = "task") -> None:
+        """Raise a clear error when ``x`` is not a ``(B, in_channels, H, W)`` batch."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected (B, {self.in_channels}, H, W) for task {name!r}, got {tuple(x.shape)}"
+            )

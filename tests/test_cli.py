@@ -1,0 +1,94 @@
+"""The CLI through click's CliRunner on build_cli(pm)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from i2i import __version__, hookimpl
+from i2i.cli import build_cli
+from i2i.plugins import make_plugin_manager
+
+
+def invoke(pm, *args):
+    return CliRunner().invoke(build_cli(pm), list(args), catch_exceptions=False)
+
+
+def test_version(pm):
+    result = invoke(pm, "--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_list_discriminators_shows_receptive_fields(pm):
+    result = invoke(pm, "list", "discriminators", "--json")
+    assert result.exit_code == 0
+    fields = {r["name"]: r["receptive_field"] for r in json.loads(result.output)}
+    assert fields == {"pixel": 1, "patch16": 16, "patch34": 34, "patch70": 70, "image286": 286}
+    text = invoke(pm, "list", "discriminators").output
+    assert "patch70" in text and "receptive field: 70" in text
+
+
+def test_list_with_wildcard(pm):
+    rows = json.loads(invoke(pm, "list", "generators", "unet*", "--json").output)
+    assert {r["name"] for r in rows} >= {"unet_256", "unet_128"}
+    assert all(r["name"].startswith("unet") for r in rows)
+
+
+def test_list_everything(pm):
+    result = invoke(pm, "list")
+    assert result.exit_code == 0
+    for header in ("generators:", "discriminators:", "losses:"):
+        assert header in result.output
+
+
+def test_info_shows_options_and_provider(pm):
+    row = json.loads(invoke(pm, "info", "patch70", "--json").output)
+    assert row["receptive_field"] == 70
+    assert row["provider"] == "plugin 'i2i.models'"
+    assert "ndf" in row["options"]
+    assert "patch" in row["aliases"]
+
+
+def test_info_unknown_exits_2_and_suggests(pm):
+    result = CliRunner().invoke(build_cli(pm), ["info", "patch71"])
+    assert result.exit_code == 2
+    assert "patch70" in result.output
+
+
+def test_plugins_json_lists_builtins(pm):
+    rows = json.loads(invoke(pm, "plugins").output)
+    models = next(r for r in rows if r["name"] == "i2i.models")
+    assert "i2i_register_generators" in models["hooks"]
+    assert models["origin"] == "builtin"
+
+
+def test_plugin_commands_and_components_appear():
+    class Extra:
+        @hookimpl
+        def i2i_register_commands(self, cli):
+            import click
+
+            @cli.command()
+            def hello():
+                """Say hello."""
+                click.echo("hello from a plugin")
+
+        @hookimpl
+        def i2i_register_generators(self, register):
+            def make(in_channels, out_channels, *, depth=3):
+                """An extra generator."""
+
+            register("extra_gen", make, size_multiple=1)
+
+    pm = make_plugin_manager(load_entrypoints=False, plugins=(Extra(),))
+    assert invoke(pm, "hello").output.strip() == "hello from a plugin"
+    assert "extra_gen" in invoke(pm, "list", "generators").output
+    info = json.loads(invoke(pm, "info", "extra_gen", "--json").output)
+    assert info["provider"] == "plugin 'Extra'" and info["options"]["depth"] == 3
+
+
+@pytest.mark.parametrize("kind", ["generators", "discriminators", "losses", "tasks", "metrics"])
+def test_list_json_for_every_kind(pm, kind):
+    result = invoke(pm, "list", kind, "--json")
+    assert result.exit_code == 0
+    json.loads(result.output)
