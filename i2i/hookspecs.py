@@ -36,9 +36,9 @@ def i2i_register_discriminators(register):
 
 @hookspec
 def i2i_register_losses(register):
-    """Register loss factories: ``register(name, factory, *, aliases=(), summary=None, kind=...)``.
+    """Register loss factories: ``register(name, factory, *, aliases=(), summary=None, type=...)``.
 
-    ``kind`` is ``"adversarial"`` (an :class:`i2i.losses.AdversarialLoss`) or
+    ``type`` is ``"adversarial"`` (an :class:`i2i.losses.AdversarialLoss`) or
     ``"reconstruction"`` (a callable ``loss(fake, target) -> Tensor``).
     """
 

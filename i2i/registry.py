@@ -44,7 +44,8 @@ class UnknownComponentError(LookupError):
 
 
 def kind_plural(kind: str) -> str:
-    return kind if kind.endswith("s") else kind + "s"
+    """'generator' -> 'generators', 'loss' -> 'losses'."""
+    return kind + "es" if kind.endswith("s") else kind + "s"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,171 @@
+"""The pix2pix U-Net and its skip-less encoder-decoder twin: one class, thin named presets.
+
+Paper plan (Isola et al. 2017, appendix 6.1.1) for 256 x 256 images, ``Ck`` = conv-norm-ReLU
+with ``k`` filters, ``CDk`` = the same with 50 % dropout::
+
+    encoder  C64-C128-C256-C512-C512-C512-C512-C512
+    decoder  CD512-CD512-CD512-C512-C256-C128-C64   (then conv to out_channels, Tanh)
+
+Each conv is 4 x 4 with stride 2. The U-Net concatenates encoder layer ``i`` with decoder layer
+``n - i``. Encoder activations are LeakyReLU(0.2), decoder ReLU; the first encoder layer has no
+norm, and neither has the innermost one (its output is 1 x 1), as in the official code.
+
+Dropout sits in the first three decoder blocks, as the paper says; the official code instead
+leaves the innermost decoder block without dropout and puts it in the three after it.
+
+>>> import torch
+>>> g = unet_256(3, 2, ngf=4)
+>>> g(torch.zeros(1, 3, 256, 256)).shape, g.size_multiple
+(torch.Size([1, 2, 256, 256]), 256)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from i2i.models.layers import check_norm, init_weights, norm_layer, uses_bias
+
+DROPOUT_BLOCKS = 3  # decoder blocks with dropout: the paper's noise z
+
+
+class UNetGenerator(nn.Module):
+    """Encoder-decoder of ``num_downs`` stride-2 convs, with or without U-Net skips.
+
+    Input ``(B, in_channels, H, W)`` in [-1, 1] with ``H`` and ``W`` multiples of
+    ``size_multiple = 2 ** num_downs``; output ``(B, out_channels, H, W)`` in [-1, 1].
+
+    >>> g = UNetGenerator(1, 2, num_downs=5, ngf=4)
+    >>> g(torch.zeros(2, 1, 64, 32)).shape
+    torch.Size([2, 2, 64, 32])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: bool = True,
+        skips: bool = True,
+    ):
+        super().__init__()
+        check_norm(norm)
+        if num_downs < 2:
+            raise ValueError(f"num_downs must be at least 2, got {num_downs}")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.num_downs, self.skips = num_downs, skips
+        self.size_multiple = 2**num_downs
+        bias = uses_bias(norm)
+        widths = [ngf * min(2**i, 8) for i in range(num_downs)]  # 64 128 256 512 512 ...
+        n = num_downs
+
+        encoder = []
+        for i in range(n):
+            c_in = in_channels if i == 0 else widths[i - 1]
+            conv = nn.Conv2d(c_in, widths[i], 4, stride=2, padding=1, bias=bias)
+            if i == 0:
+                encoder.append(nn.Sequential(conv))
+            elif i == n - 1:  # innermost: 1 x 1 output, no norm
+                encoder.append(nn.Sequential(nn.LeakyReLU(0.2), conv))
+            else:
+                encoder.append(nn.Sequential(nn.LeakyReLU(0.2), conv, norm_layer(norm, widths[i])))
+        self.encoder = nn.ModuleList(encoder)
+
+        decoder = []
+        for j in range(n):
+            level = n - 1 - j  # the encoder layer this decoder layer mirrors
+            c_in = widths[level] * (2 if skips and j > 0 else 1)
+            if level == 0:  # outermost
+                conv = nn.ConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1)
+                decoder.append(nn.Sequential(nn.ReLU(), conv, nn.Tanh()))
+                continue
+            c_out = widths[level - 1]
+            conv = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)
+            block = [nn.ReLU(), conv, norm_layer(norm, c_out)]
+            if dropout and j < DROPOUT_BLOCKS:
+                block.append(nn.Dropout(0.5))
+            decoder.append(nn.Sequential(*block))
+        self.decoder = nn.ModuleList(decoder)
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expected (B, {self.in_channels}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        m = self.size_multiple
+        if h % m or w % m:
+            raise ValueError(
+                f"{type(self).__name__} with {self.num_downs} downsamplings needs H and W "
+                f"multiples of {m}, got {h} x {w}"
+            )
+        features = []
+        for layer in self.encoder:
+            x = layer(x)
+            features.append(x)
+        n = self.num_downs
+        for j, layer in enumerate(self.decoder):
+            if self.skips and j > 0:
+                x = torch.cat([features[n - 1 - j], x], dim=1)
+            x = layer(x)
+        return x
+
+
+def unet_256(
+    in_channels: int, out_channels: int, *, ngf: int = 64, norm: str = "batch", dropout: bool = True
+) -> UNetGenerator:
+    """U-Net with 8 downsamplings (pix2pix default for 256 x 256): sizes multiple of 256.
+
+    >>> unet_256(3, 3, ngf=4).size_multiple
+    256
+    """
+    return UNetGenerator(
+        in_channels, out_channels, num_downs=8, ngf=ngf, norm=norm, dropout=dropout
+    )
+
+
+def unet_128(
+    in_channels: int, out_channels: int, *, ngf: int = 64, norm: str = "batch", dropout: bool = True
+) -> UNetGenerator:
+    """U-Net with 7 downsamplings (for 128 x 128): sizes multiple of 128.
+
+    >>> unet_128(3, 3, ngf=4)(torch.zeros(1, 3, 128, 128)).shape
+    torch.Size([1, 3, 128, 128])
+    """
+    return UNetGenerator(
+        in_channels, out_channels, num_downs=7, ngf=ngf, norm=norm, dropout=dropout
+    )
+
+
+def encoder_decoder_256(
+    in_channels: int, out_channels: int, *, ngf: int = 64, norm: str = "batch", dropout: bool = True
+) -> UNetGenerator:
+    """The paper's encoder-decoder baseline: the U-Net of 8 downsamplings without skips.
+
+    >>> encoder_decoder_256(3, 3, ngf=4).skips
+    False
+    """
+    return UNetGenerator(
+        in_channels, out_channels, num_downs=8, ngf=ngf, norm=norm, dropout=dropout, skips=False
+    )
+
+
+def encoder_decoder_128(
+    in_channels: int, out_channels: int, *, ngf: int = 64, norm: str = "batch", dropout: bool = True
+) -> UNetGenerator:
+    """Encoder-decoder with 7 downsamplings, no skips: sizes multiple of 128.
+
+    >>> encoder_decoder_128(3, 3, ngf=4).size_multiple
+    128
+    """
+    return UNetGenerator(
+        in_channels, out_channels, num_downs=7, ngf=ngf, norm=norm, dropout=dropout, skips=False
+    )

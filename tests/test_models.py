@@ -1,0 +1,296 @@
+"""The paper's generators and discriminators: sizes, parameter counts, fields, noise, norms."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from i2i.models import (
+    PatchDiscriminator,
+    UNetGenerator,
+    encoder_decoder_256,
+    init_weights,
+    load_encoder_weights,
+    patch70,
+    receptive_field,
+    unet_256,
+    unet_timm,
+)
+from i2i.testing import ConformanceError, measure_receptive_field
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+# --- parameter counts against the official pix2pix code ------------------------------------
+
+
+def test_unet_256_parameter_count_matches_official_code():
+    assert n_params(unet_256(3, 3, norm="batch")) == 54_413_955
+
+
+def test_patch70_parameter_count_matches_official_code():
+    assert n_params(patch70(6, norm="batch")) == 2_768_705
+
+
+# --- discriminator receptive fields: computed, declared and measured -----------------------
+
+FIELD_NAMES = ["pixel", "patch16", "patch34", "patch70", "image286"]
+
+
+def _field_from_name(name: str) -> int:
+    return 1 if name == "pixel" else int(re.search(r"\d+$", name).group())
+
+
+@pytest.mark.parametrize("name", FIELD_NAMES)
+def test_receptive_field_measured_equals_name(catalog, name):
+    entry = catalog.discriminators.get(name)
+    disc = entry.build(in_channels=3, ndf=4)
+    expected = _field_from_name(name)
+    assert measure_receptive_field(disc, 3) == expected
+    assert disc.receptive_field == expected
+    assert entry.meta["receptive_field"] == expected
+
+
+def test_receptive_field_arithmetic():
+    assert receptive_field([(4, 2)] * 5 + [(4, 1)] * 2) == 286
+    assert receptive_field([(3, 1), (3, 1)]) == 5
+    assert receptive_field([(7, 2), (3, 2)]) == 11
+
+
+@pytest.mark.parametrize(
+    "module, expected",
+    [
+        (nn.Conv2d(2, 1, 5), 5),
+        (nn.Conv2d(2, 1, 3, dilation=2), 5),
+        (nn.Sequential(nn.Conv2d(2, 3, 3, stride=2), nn.ReLU(), nn.Conv2d(3, 1, 3)), 7),
+    ],
+)
+def test_measure_receptive_field_on_known_modules(module, expected):
+    assert measure_receptive_field(module, 2) == expected
+
+
+def test_measure_receptive_field_ignores_instance_norm_coupling():
+    disc = PatchDiscriminator(3, n_layers=2, ndf=4, norm="instance")
+    assert measure_receptive_field(disc, 3) == 34
+
+
+def test_measure_receptive_field_rejects_global_pooling():
+    disc = nn.Sequential(nn.Conv2d(3, 1, 3), nn.AdaptiveAvgPool2d(1))
+    with pytest.raises(ConformanceError, match="wider than"):
+        measure_receptive_field(disc, 3, max_size=128)
+
+
+def test_aliases_resolve(catalog):
+    assert catalog.discriminators.get("patch").name == "patch70"
+    assert catalog.discriminators.get("image").name == "image286"
+    assert catalog.generators.get("unet").name == "unet_256"
+    assert catalog.generators.get("encoder_decoder").name == "encoder_decoder_256"
+
+
+def test_patch70_logits_grid_on_256():
+    d = patch70(6, ndf=4)
+    assert d(torch.zeros(1, 6, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_discriminator_rejects_wrong_channels():
+    with pytest.raises(ValueError, match=r"expected \(B, 6, H, W\), got \(1, 3, 64, 64\)"):
+        patch70(6, ndf=4)(torch.zeros(1, 3, 64, 64))
+
+
+# --- generators ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (256, 512)])
+def test_unet_256_is_fully_convolutional(shape):
+    g = unet_256(3, 2, ngf=4).eval()
+    with torch.no_grad():
+        out = g(torch.zeros(1, 3, *shape))
+    assert out.shape == (1, 2, *shape)
+
+
+def test_unet_rejects_sizes_that_are_not_multiples():
+    with pytest.raises(ValueError, match="multiples of 256, got 200 x 256"):
+        unet_256(3, 3, ngf=4)(torch.zeros(1, 3, 200, 256))
+
+
+def test_unet_rejects_wrong_channels():
+    with pytest.raises(ValueError, match=r"expected \(B, 1, H, W\), got \(1, 3, 256, 256\)"):
+        unet_256(1, 3, ngf=4)(torch.zeros(1, 3, 256, 256))
+
+
+def test_paper_layer_plan():
+    g = unet_256(3, 3, ngf=64)
+    enc = [m.out_channels for m in g.modules() if isinstance(m, nn.Conv2d)]
+    dec = [m.out_channels for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert enc == [64, 128, 256, 512, 512, 512, 512, 512]
+    assert dec == [512, 512, 512, 512, 256, 128, 64, 3]
+    dec_in = [m.in_channels for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert dec_in == [512, 1024, 1024, 1024, 1024, 512, 256, 128]  # skips double the input
+    assert isinstance(g.decoder[-1][-1], nn.Tanh)
+    leaky = [m for m in g.encoder.modules() if isinstance(m, nn.LeakyReLU)]
+    assert len(leaky) == 7 and all(m.negative_slope == 0.2 for m in leaky)
+
+
+def test_encoder_decoder_has_no_skips():
+    g = encoder_decoder_256(3, 3, ngf=64)
+    dec_in = [m.in_channels for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert dec_in == [512, 512, 512, 512, 512, 256, 128, 64]
+    assert n_params(g) < n_params(unet_256(3, 3, ngf=64))
+
+
+def test_unet_skip_carries_detail_encoder_decoder_cannot():
+    """A U-Net output pixel sees its input pixel through the outermost skip, undiluted."""
+    torch.manual_seed(0)
+    for make, skips in ((unet_256, True), (encoder_decoder_256, False)):
+        g = make(1, 1, ngf=4, dropout=False).eval()
+        x = (torch.rand(1, 1, 256, 256) * 2 - 1).requires_grad_()
+        g(x)[0, 0, 128, 128].backward()
+        grad = x.grad[0, 0].abs()
+        # through a 1x1 bottleneck every input pixel matters about equally; skips concentrate
+        # the sensitivity near the output pixel
+        local = grad[120:136, 120:136].mean() / grad.mean()
+        assert (local > 20) == skips, (make.__name__, float(local))
+
+
+def test_dropout_is_the_noise_train_vs_eval():
+    torch.manual_seed(0)
+    g = unet_256(3, 3, ngf=4)
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    g.train()
+    assert not torch.allclose(g(x), g(x))
+    g.eval()
+    assert torch.equal(g(x), g(x))
+    g_plain = unet_256(3, 3, ngf=4, dropout=False).train()
+    assert torch.equal(g_plain(x), g_plain(x))
+
+
+def test_dropout_sits_in_the_first_three_decoder_blocks():
+    g = unet_256(3, 3, ngf=4)
+    with_dropout = [any(isinstance(m, nn.Dropout) for m in block) for block in g.decoder]
+    assert with_dropout == [True, True, True, False, False, False, False, False]
+    assert all(m.p == 0.5 for m in g.modules() if isinstance(m, nn.Dropout))
+    assert not any(
+        isinstance(m, nn.Dropout) for m in unet_256(3, 3, ngf=4, dropout=False).modules()
+    )
+
+
+def _norms(m: nn.Module, kind: type) -> list[nn.Module]:
+    return [x for x in m.modules() if isinstance(x, kind)]
+
+
+@pytest.mark.parametrize(
+    "build", [lambda n: unet_256(3, 3, ngf=4, norm=n), lambda n: patch70(6, ndf=4, norm=n)]
+)
+def test_norm_options(build):
+    batch, inst, none = build("batch"), build("instance"), build("none")
+    assert _norms(batch, nn.BatchNorm2d) and not _norms(batch, nn.InstanceNorm2d)
+    inorms = _norms(inst, nn.InstanceNorm2d)
+    assert inorms and not _norms(inst, nn.BatchNorm2d)
+    assert all(not m.affine and not m.track_running_stats for m in inorms)
+    assert not _norms(none, nn.BatchNorm2d) and not _norms(none, nn.InstanceNorm2d)
+    convs = (nn.Conv2d, nn.ConvTranspose2d)
+    # use_bias = norm != "batch", as the official code (the output convs always have a bias)
+    assert sum(m.bias is None for m in batch.modules() if isinstance(m, convs)) > 0
+    for model in (inst, none):
+        assert all(m.bias is not None for m in model.modules() if isinstance(m, convs))
+    assert len(_norms(batch, nn.BatchNorm2d)) == len(inorms)
+
+
+def test_unknown_norm_lists_the_choices():
+    with pytest.raises(ValueError, match="batch, instance, none; got 'group'"):
+        unet_256(3, 3, norm="group")
+    with pytest.raises(ValueError, match="got 'layer'"):
+        patch70(6, norm="layer")
+
+
+def test_init_is_pix2pix_normal():
+    torch.manual_seed(0)
+    g = UNetGenerator(3, 3, num_downs=6, ngf=32)
+    convs = [m for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    w = torch.cat([m.weight.flatten() for m in convs])
+    assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+    bns = _norms(g, nn.BatchNorm2d)
+    gamma = torch.cat([m.weight for m in bns])
+    assert abs(gamma.mean().item() - 1) < 5e-3 and abs(gamma.std().item() - 0.02) < 5e-3
+    biases = [m.bias for m in g.modules() if getattr(m, "bias", None) is not None]
+    assert all(torch.count_nonzero(b) == 0 for b in biases)
+
+
+def test_init_weights_returns_module():
+    m = nn.Conv2d(2, 2, 3)
+    assert init_weights(m) is m
+
+
+def test_invalid_sizes_and_channels_rejected():
+    with pytest.raises(ValueError, match="in_channels must be a positive int"):
+        unet_256(0, 3)
+    with pytest.raises(ValueError, match="num_downs must be at least 2"):
+        UNetGenerator(3, 3, num_downs=1)
+    with pytest.raises(ValueError, match="n_layers must be at least 1"):
+        PatchDiscriminator(3, n_layers=0)
+
+
+# --- unet_timm -----------------------------------------------------------------------------
+
+
+def test_unet_timm_defaults_to_resnet18_without_download(monkeypatch):
+    import timm.models._builder as builder
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("unet_timm tried to load pretrained weights")
+
+    monkeypatch.setattr(builder, "load_pretrained", no_download)
+    g = unet_timm(1, 2, ngf=8)
+    assert g.encoder_name == "resnet18" and g.size_multiple == 32
+    with torch.no_grad():
+        assert g.eval()(torch.zeros(1, 1, 64, 96)).shape == (1, 2, 64, 96)
+
+
+def test_unet_timm_rejects_bad_sizes_and_unknown_encoders():
+    g = unet_timm(3, 3, encoder="test_efficientnet", ngf=4)
+    with pytest.raises(ValueError, match="multiples of 32, got 48 x 64"):
+        g(torch.zeros(1, 3, 48, 64))
+    with pytest.raises(ValueError, match="no_such_net"):
+        unet_timm(3, 3, encoder="no_such_net")
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_unet_timm_loads_local_weights(tmp_path, suffix):
+    src = unet_timm(3, 3, encoder="test_efficientnet", ngf=4)
+    state = {k: v.clone() for k, v in src.encoder.state_dict().items()}
+    path = tmp_path / f"enc{suffix}"
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save({"state_dict": state}, path)
+    g = unet_timm(3, 3, encoder="test_efficientnet", ngf=4, weights=str(path))
+    loaded = g.encoder.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    # a 1-channel encoder gets the first conv adapted, the rest as saved
+    g1 = unet_timm(1, 3, encoder="test_efficientnet", ngf=4, weights=str(path))
+    first = g1.encoder.state_dict()["conv_stem.weight"]
+    assert first.shape[1] == 1
+    assert torch.allclose(first[:, 0], state["conv_stem.weight"].sum(1))
+    assert torch.equal(g1.encoder.state_dict()["bn1.weight"], state["bn1.weight"])
+
+
+def test_unet_timm_weight_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        unet_timm(3, 3, encoder="test_efficientnet", weights=str(tmp_path / "missing.pt"))
+    other = unet_timm(3, 3, encoder="test_resnet", ngf=4).encoder.state_dict()
+    path = tmp_path / "resnet.pt"
+    torch.save(other, path)
+    with pytest.raises(ValueError, match="resnet.pt"):
+        unet_timm(3, 3, encoder="test_efficientnet", weights=str(path))
+    enc = unet_timm(3, 3, encoder="test_efficientnet", ngf=4).encoder
+    partial = dict(list(enc.state_dict().items())[5:])
+    torch.save(partial, path)
+    with pytest.raises(ValueError, match="missing"):
+        load_encoder_weights(enc, path, name="test_efficientnet")
