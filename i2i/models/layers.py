@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 NORMS = ("batch", "instance", "none")
 
@@ -67,3 +69,171 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
     return module
+
+
+# --- speed helpers ---------------------------------------------------------------------------
+
+
+def dense_grad(t: Tensor) -> Tensor:
+    """``t`` itself, whose gradient will arrive dense, in ``t``'s own memory format.
+
+    The gradient of one input of ``torch.cat`` is a channel slice of the output's gradient:
+    strided, neither NCHW- nor channels_last-contiguous. Batch norm's backward on such a
+    gradient takes a generic path 5x (NCHW) to 20x (channels_last) slower than on a dense one;
+    one copy (about 1 ms for a 8 x 64 x 128 x 128 bf16 tensor) avoids that. A no-op without
+    grad, and while tracing or compiling.
+
+    >>> x = torch.ones(1, 2, 3, 3, requires_grad=True)
+    >>> y = torch.cat([torch.zeros(1, 1, 3, 3), dense_grad(x * 1)], 1)
+    >>> y.sum().backward(); x.grad.shape
+    torch.Size([1, 2, 3, 3])
+    """
+    if not t.requires_grad or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return t
+    fmt = torch.channels_last if _is_channels_last(t) else torch.contiguous_format
+    t.register_hook(lambda g: g.contiguous(memory_format=fmt))
+    return t
+
+
+# --- small convolutions as one matrix multiply ----------------------------------------------
+
+#: Convolutions whose matrix multiply has at most this many rows (batch x output positions for
+#: a conv, batch x input positions for a transposed conv) run as one GEMM with im2col/col2im
+#: (``F.unfold``/``F.fold``) instead of through oneDNN, whose kernels are slow on such tiny
+#: images: the innermost U-Net layers (1 x 1 to 8 x 8 pixels, 512-1024 channels) train 2-5x
+#: faster on a CPU this way (see benchmarks/README.md). Same parameters, same result (to
+#: rounding). Without grad (inference) the GEMM wins on fewer rows only.
+SMALL_GEMM_ROWS = 256
+SMALL_GEMM_ROWS_NO_GRAD = 64
+
+
+def _gemm_rows_limit() -> int:
+    return SMALL_GEMM_ROWS if torch.is_grad_enabled() else SMALL_GEMM_ROWS_NO_GRAD
+
+
+def _gemm_possible(module: nn.Module, x: Tensor) -> bool:
+    """Whether ``module`` may take its GEMM path for ``x`` at all (size not yet considered).
+
+    Never while tracing, scripting or compiling: exported graphs keep the stock convolution,
+    which generalises to other sizes.
+    """
+    return (
+        module.speedups
+        and x.ndim == 4
+        and module.groups == 1
+        and module.padding_mode == "zeros"
+        and not isinstance(module.padding, str)
+        and not torch.jit.is_tracing()
+        and not torch.jit.is_scripting()
+        and not torch.compiler.is_compiling()
+    )
+
+
+def _is_channels_last(w: Tensor) -> bool:
+    return not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last)
+
+
+class GemmConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that computes small problems as ``im2col`` + one matrix multiply.
+
+    Used exactly like ``nn.Conv2d`` (same parameters and state dict); with ``speedups``
+    false (see :func:`set_speedups`), or for larger inputs, it *is* ``nn.Conv2d``. The GEMM
+    path's output is channels_last, the layout it produces for free.
+
+    >>> conv = GemmConv2d(8, 4, 4, stride=2, padding=1)
+    >>> x = torch.randn(2, 8, 4, 4)
+    >>> torch.allclose(conv(x), nn.functional.conv2d(x, conv.weight, conv.bias, 2, 1), atol=1e-6)
+    True
+    """
+
+    speedups: bool = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not _gemm_possible(self, x):
+            return super().forward(x)
+        b, _, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+        )
+        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if ho < 1 or wo < 1 or b * ho * wo > _gemm_rows_limit():
+            return super().forward(x)
+        cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))  # (B, Cin*kh*kw, L)
+        weight = self.weight
+        if _is_channels_last(weight):  # memory order (Cout, kh, kw, Cin): match it, no copy
+            cols = cols.view(b, self.in_channels, kh * kw, ho * wo).transpose(1, 2)
+            weight = weight.permute(0, 2, 3, 1)
+        # One 2-D GEMM (B*L, K) @ (K, Cout): a batched matmul would broadcast the weight.
+        rows = cols.reshape(b, -1, ho * wo).transpose(1, 2).reshape(b * ho * wo, -1)
+        out = torch.mm(rows, weight.reshape(self.out_channels, -1).t())  # (B*L, Cout)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
+        return out.view(b, ho, wo, self.out_channels).permute(0, 3, 1, 2)
+
+
+class GemmConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` that computes small problems as one matrix multiply + ``col2im``.
+
+    Used exactly like ``nn.ConvTranspose2d`` (same parameters and state dict); with
+    ``speedups`` false, for larger inputs, or with ``output_size``/``output_padding``, it
+    *is* ``nn.ConvTranspose2d``.
+
+    >>> up = GemmConvTranspose2d(8, 4, 4, stride=2, padding=1)
+    >>> x = torch.randn(2, 8, 3, 5)
+    >>> ref = nn.functional.conv_transpose2d(x, up.weight, up.bias, 2, 1)
+    >>> up(x).shape, torch.allclose(up(x), ref, atol=1e-6)
+    (torch.Size([2, 4, 6, 10]), True)
+    """
+
+    speedups: bool = True
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is not None or any(self.output_padding) or not _gemm_possible(self, x):
+            return super().forward(x, output_size)
+        b, c, h, w = x.shape
+        if b * h * w > _gemm_rows_limit():
+            return super().forward(x)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+        )
+        ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + 1
+        wo = (w - 1) * sw - 2 * pw + dw * (kw - 1) + 1
+        cout = self.out_channels
+        rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # a view for channels_last x
+        weight = self.weight
+        if _is_channels_last(weight):  # memory order (Cin, kh, kw, Cout)
+            cols = torch.mm(rows, weight.permute(0, 2, 3, 1).reshape(c, -1))
+            cols = cols.view(b, h * w, kh * kw, cout).permute(0, 3, 2, 1)
+        else:
+            cols = torch.mm(rows, weight.reshape(c, -1)).view(b, h * w, -1).transpose(1, 2)
+        out = F.fold(
+            cols.reshape(b, cout * kh * kw, h * w), (ho, wo), (kh, kw), (dh, dw), (ph, pw), (sh, sw)
+        )
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
+        return out
+
+
+def set_speedups(module: nn.Module, enabled: bool) -> int:
+    """Switch i2i's speed paths in ``module`` on or off; returns how many modules were switched.
+
+    They are the GEMM path of :class:`GemmConv2d`/:class:`GemmConvTranspose2d` and the dense
+    skip gradients of the U-Net (:func:`dense_grad`). Off, a network runs exactly the stock
+    PyTorch operations of the official pix2pix code (the benchmarks' reference path does this);
+    the results are the same either way, up to float rounding.
+
+    >>> net = nn.Sequential(GemmConv2d(3, 4, 4, 2, 1), GemmConvTranspose2d(4, 3, 4, 2, 1))
+    >>> set_speedups(net, False), net[0].speedups
+    (2, False)
+    """
+    switched = [m for m in module.modules() if isinstance(getattr(type(m), "speedups", None), bool)]
+    for m in switched:
+        m.speedups = enabled
+    return len(switched)

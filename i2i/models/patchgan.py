@@ -90,7 +90,7 @@ class PatchDiscriminator(nn.Module):
             )
             if normalized:
                 layers.append(norm_layer(norm, c_out))
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
             self.layer_config.append((kernel_size, stride))
         layers.append(nn.Conv2d(plan[-1][1], 1, kernel_size, 1, pad))
         self.layer_config.append((kernel_size, 1))

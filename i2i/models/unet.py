@@ -24,7 +24,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from i2i.models.layers import check_norm, init_weights, norm_layer, uses_bias
+from i2i.models.layers import (
+    GemmConv2d,
+    GemmConvTranspose2d,
+    check_norm,
+    dense_grad,
+    init_weights,
+    norm_layer,
+    uses_bias,
+)
 
 DROPOUT_BLOCKS = 3  # decoder blocks with dropout: the paper's noise z
 
@@ -39,6 +47,9 @@ class UNetGenerator(nn.Module):
     >>> g(torch.zeros(2, 1, 64, 32)).shape
     torch.Size([2, 2, 64, 32])
     """
+
+    #: Speed paths on (see :func:`i2i.models.layers.set_speedups`); same results either way.
+    speedups: bool = True
 
     def __init__(
         self,
@@ -68,7 +79,7 @@ class UNetGenerator(nn.Module):
         encoder = []
         for i in range(n):
             c_in = in_channels if i == 0 else widths[i - 1]
-            conv = nn.Conv2d(c_in, widths[i], 4, stride=2, padding=1, bias=bias)
+            conv = GemmConv2d(c_in, widths[i], 4, stride=2, padding=1, bias=bias)
             if i == 0:
                 encoder.append(nn.Sequential(conv))
             elif i == n - 1:  # innermost: 1 x 1 output, no norm
@@ -82,12 +93,12 @@ class UNetGenerator(nn.Module):
             level = n - 1 - j  # the encoder layer this decoder layer mirrors
             c_in = widths[level] * (2 if skips and j > 0 else 1)
             if level == 0:  # outermost
-                conv = nn.ConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1)
-                decoder.append(nn.Sequential(nn.ReLU(), conv, nn.Tanh()))
+                conv = GemmConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1)
+                decoder.append(nn.Sequential(nn.ReLU(inplace=True), conv, nn.Tanh()))
                 continue
             c_out = widths[level - 1]
-            conv = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)
-            block = [nn.ReLU(), conv, norm_layer(norm, c_out)]
+            conv = GemmConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)
+            block = [nn.ReLU(inplace=True), conv, norm_layer(norm, c_out)]
             if dropout and j < DROPOUT_BLOCKS:
                 block.append(nn.Dropout(0.5))
             decoder.append(nn.Sequential(*block))
@@ -114,7 +125,8 @@ class UNetGenerator(nn.Module):
         n = self.num_downs
         for j, layer in enumerate(self.decoder):
             if self.skips and j > 0:
-                x = torch.cat([features[n - 1 - j], x], dim=1)
+                skip = features[n - 1 - j]
+                x = torch.cat([skip, dense_grad(x) if self.speedups else x], dim=1)
             x = layer(x)
         return x
 

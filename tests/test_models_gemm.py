@@ -1,0 +1,149 @@
+"""The GEMM path of small convolutions computes exactly what the stock PyTorch layers compute."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from i2i.models import patch70, unet_128
+from i2i.models.layers import (
+    SMALL_GEMM_ROWS,
+    SMALL_GEMM_ROWS_NO_GRAD,
+    GemmConv2d,
+    GemmConvTranspose2d,
+    set_speedups,
+)
+
+FORMATS = [torch.contiguous_format, torch.channels_last]
+
+
+@pytest.fixture
+def gemm_calls(monkeypatch):
+    """Counts of F.unfold (conv GEMM path) and F.fold (transposed conv GEMM path) calls."""
+    calls = {"unfold": 0, "fold": 0}
+    for name in calls:
+        real = getattr(F, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(F, name, spy)
+    return calls
+
+
+def _grads(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    x = x.detach().clone().requires_grad_()
+    y = module(x)
+    (y.square().sum() + y.sum()).backward()
+    out = (y.detach(), x.grad, *(p.grad for p in module.parameters()))
+    module.zero_grad(set_to_none=True)
+    return out
+
+
+def _assert_same(got, want, tol=1e-5):
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape
+        scale = max(1.0, b.abs().max().item())
+        assert (a - b).abs().max().item() <= tol * scale
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    ("cin", "cout", "size", "stride", "bias"),
+    [(8, 16, 2, 2, False), (16, 8, 4, 2, True), (6, 4, 5, 2, True), (8, 4, 6, 1, True)],
+)
+def test_gemm_conv_matches_conv2d_forward_and_backward(
+    gemm_calls, fmt, cin, cout, size, stride, bias
+):
+    torch.manual_seed(0)
+    gemm = GemmConv2d(cin, cout, 4, stride, 1, bias=bias).to(memory_format=fmt)
+    stock = nn.Conv2d(cin, cout, 4, stride, 1, bias=bias).to(memory_format=fmt)
+    stock.load_state_dict(gemm.state_dict())
+    x = torch.randn(3, cin, size, size + 1).contiguous(memory_format=fmt)
+    _assert_same(_grads(gemm, x), _grads(stock, x))
+    assert gemm_calls["unfold"] == 1  # the GEMM path was taken
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    ("cin", "cout", "h", "w", "bias"), [(8, 16, 1, 1, False), (16, 3, 3, 5, True)]
+)
+def test_gemm_conv_transpose_matches_conv_transpose2d(gemm_calls, fmt, cin, cout, h, w, bias):
+    torch.manual_seed(0)
+    gemm = GemmConvTranspose2d(cin, cout, 4, 2, 1, bias=bias).to(memory_format=fmt)
+    stock = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias).to(memory_format=fmt)
+    stock.load_state_dict(gemm.state_dict())
+    x = torch.randn(2, cin, h, w).contiguous(memory_format=fmt)
+    got, want = _grads(gemm, x), _grads(stock, x)
+    assert got[0].shape == (2, cout, 2 * h, 2 * w)
+    _assert_same(got, want)
+    assert gemm_calls["fold"] == 1
+
+
+def test_large_inputs_and_switched_off_layers_run_the_stock_kernels(gemm_calls):
+    conv = GemmConv2d(4, 4, 4, 2, 1)
+    side = 2 * int(SMALL_GEMM_ROWS**0.5) + 2  # output (side/2)^2 > SMALL_GEMM_ROWS positions
+    conv(torch.randn(1, 4, side, side))
+    set_speedups(conv, False)
+    conv(torch.randn(1, 4, 4, 4))
+    assert gemm_calls == {"unfold": 0, "fold": 0}
+
+
+def test_without_grad_the_gemm_path_takes_fewer_rows(gemm_calls):
+    up = GemmConvTranspose2d(4, 2, 4, 2, 1)
+    x = torch.randn(SMALL_GEMM_ROWS_NO_GRAD * 2 // 16, 4, 4, 4)  # 2x the no-grad limit of rows
+    assert x.shape[0] * 16 <= SMALL_GEMM_ROWS
+    up(x)
+    assert gemm_calls["fold"] == 1
+    with torch.no_grad():
+        up(x)
+    assert gemm_calls["fold"] == 1
+
+
+def test_tracing_takes_the_stock_path_so_exports_keep_dynamic_sizes():
+    up = GemmConvTranspose2d(4, 2, 4, 2, 1).eval()
+    traced = torch.jit.trace(up, torch.randn(1, 4, 2, 2), check_trace=False)
+    x = torch.randn(2, 4, 24, 24)  # another batch and size than the example
+    assert torch.allclose(traced(x), F.conv_transpose2d(x, up.weight, up.bias, 2, 1), atol=1e-6)
+
+
+def test_networks_keep_their_state_dict_and_match_the_stock_networks_end_to_end():
+    torch.manual_seed(0)
+    gen = unet_128(3, 3, ngf=8).eval()
+    stock = copy.deepcopy(gen)
+    assert set_speedups(stock, False) == 15  # 7 convs + 7 transposed convs + the U-Net
+    assert list(gen.state_dict()) == list(stock.state_dict())
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.allclose(gen(x), stock(x), atol=1e-5)
+    assert set_speedups(patch70(6, ndf=8), True) == 0  # the PatchGAN keeps stock convs
+
+
+def test_bf16_autocast_stays_close_to_fp32():
+    torch.manual_seed(0)
+    up = GemmConvTranspose2d(64, 32, 4, 2, 1)
+    x = torch.randn(1, 64, 2, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = up(x)
+    ref = F.conv_transpose2d(x, up.weight, up.bias, 2, 1)
+    assert y.dtype == torch.bfloat16
+    assert (y.float() - ref).abs().max() <= 0.02 * ref.abs().max()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_unet_gradients_match_with_speedups_off(gemm_calls, fmt):
+    torch.manual_seed(0)
+    fast = unet_128(3, 3, ngf=8, dropout=False).to(memory_format=fmt)
+    stock = copy.deepcopy(fast)
+    set_speedups(stock, False)
+    x = torch.randn(2, 3, 128, 128).contiguous(memory_format=fmt)
+    got = _grads(fast, x)
+    calls = dict(gemm_calls)
+    _assert_same(got, _grads(stock, x))
+    assert calls["unfold"] > 0 and calls["fold"] > 0  # the fast network used its GEMM paths
+    assert gemm_calls == calls  # the stock one did not
