@@ -1,0 +1,252 @@
+"""Read and write images robustly: every failure is an :class:`ImageReadError` naming the file.
+
+Images travel as float tensors in [0, 1], RGB, shaped ``(3, H, W)``. How files are converted:
+
+- grayscale (``L``, ``1``), palette (``P``), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: to RGB;
+- 16-bit grayscale (``I;16*`` and ``I``, as PIL opens 16-bit PNG and TIFF): divided by 65535, so
+  no precision is lost before the float conversion; 16-bit RGB PNGs are opened by PIL as 8-bit RGB;
+- 32-bit float (``F``): taken as it is when inside [0, 1], refused otherwise;
+- an alpha channel (``RGBA``, ``LA``, ``PA``, palette or RGB with a transparent colour): composited
+  onto white, or kept as a fourth channel with ``keep_alpha=True``;
+- EXIF orientation is applied, so a phone photo comes out upright; a broken EXIF block is ignored;
+- multi-frame files (GIF, TIFF): the first frame.
+
+Refused with a clear message: a missing or empty file, a folder, a file PIL does not recognise as an
+image (a text file named ``.jpg``), a truncated or corrupt file, and an image with more pixels than
+``PIL.Image.MAX_IMAGE_PIXELS`` (decompression-bomb protection; raise that limit only for files you
+trust).
+
+>>> import tempfile, torch
+>>> from pathlib import Path
+>>> folder = Path(tempfile.mkdtemp())
+>>> path = write_image(torch.rand(3, 8, 12), folder / "10.png")
+>>> _ = write_image(torch.rand(3, 8, 12), folder / "2.png")
+>>> read_image(path).shape
+torch.Size([3, 8, 12])
+>>> [p.name for p in list_images(folder)]
+['2.png', '10.png']
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+"""File endings (any case) that :func:`list_images` picks up."""
+
+_WRITE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
+_ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+class DataError(ValueError):
+    """Base class of the data layer's errors: bad files and bad dataset folders."""
+
+
+class ImageReadError(DataError):
+    """An image file that cannot be read; ``path`` names it and ``reason`` says why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"Cannot read image {self.path}: {reason}")
+
+
+class DatasetError(DataError):
+    """A dataset folder that is missing, empty or inconsistent (the message names it)."""
+
+
+def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> Tensor:
+    """Read an image file as a float tensor ``(3, H, W)`` in [0, 1], RGB.
+
+    With ``keep_alpha=True`` an image that has an alpha channel comes back as ``(4, H, W)``
+    (RGB plus alpha, straight, not premultiplied); other images still come back with 3 channels.
+    Raises :class:`ImageReadError` naming the file when it cannot be read.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise ImageReadError(path, "it is a folder, expected an image file")
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except PermissionError:
+        raise ImageReadError(path, "permission denied") from None
+    if size == 0:
+        raise ImageReadError(path, "the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = _upright(img)
+                array = _to_array(img, path, keep_alpha)
+    except ImageReadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(
+            path,
+            f"refused as a possible decompression bomb ({exc}); if you trust the file, raise "
+            f"PIL.Image.MAX_IMAGE_PIXELS (now {Image.MAX_IMAGE_PIXELS})",
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(
+            path,
+            f"not an image that PIL recognises ({size} bytes; is it really a "
+            f"{path.suffix or 'picture'} file?)",
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        detail = str(exc) or type(exc).__name__
+        if "truncated" in detail.lower():
+            reason = f"the file is truncated or incomplete ({detail})"
+        else:
+            reason = f"the file is corrupt or unsupported ({type(exc).__name__}: {detail})"
+        raise ImageReadError(path, reason) from None
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag; a broken EXIF block leaves the image as stored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # corrupt EXIF must not make a readable image unreadable
+        return img
+
+
+def _to_array(img: Image.Image, path: Path, keep_alpha: bool) -> np.ndarray:
+    """PIL image -> float32 ``(H, W, 3 or 4)`` in [0, 1]."""
+    mode = img.mode
+    if mode in _SIXTEEN_BIT_MODES:
+        gray = np.asarray(img).astype(np.float32)
+        gray = np.clip(gray, 0.0, 65535.0) / 65535.0
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        gray = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(gray).all() or gray.min() < 0.0 or gray.max() > 1.0:
+            raise ImageReadError(
+                path,
+                f"32-bit float image with values in [{np.nanmin(gray):g}, {np.nanmax(gray):g}]; "
+                "expected values in [0, 1]",
+            )
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    has_alpha = mode in _ALPHA_MODES or "transparency" in img.info
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        if keep_alpha:
+            return np.asarray(rgba, dtype=np.float32) / 255.0
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    rgb = img.convert("RGB")
+    return np.asarray(rgb, dtype=np.float32) / 255.0
+
+
+def natural_key(path: str | os.PathLike) -> list:
+    """Sort key that orders numbers by value: ``2.jpg`` before ``10.jpg``.
+
+    >>> sorted(["10.jpg", "2.jpg", "1_AB.jpg"], key=natural_key)
+    ['1_AB.jpg', '2.jpg', '10.jpg']
+    """
+    name = Path(path).name
+    parts = re.split(r"(\d+)", name.lower())
+    # re.split with a group alternates text, number, text, ...: same types at the same positions.
+    return [int(part) if i % 2 else part for i, part in enumerate(parts)] + [name]
+
+
+def list_images(
+    folder: str | os.PathLike, *, extensions: Iterable[str] = IMAGE_EXTENSIONS
+) -> list[Path]:
+    """The image files directly in ``folder``, in natural order (``2.jpg`` before ``10.jpg``).
+
+    Hidden files (``.name``) are left out. Raises :class:`DatasetError` naming the folder when it
+    is missing, not a folder, or holds no image.
+    """
+    folder = Path(folder)
+    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    if not folder.exists():
+        raise DatasetError(f"Image folder {folder} does not exist")
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder; expected a folder of images")
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    files = [p for p in entries if p.suffix.lower() in exts and p.is_file()]
+    if not files:
+        found = (
+            f"it holds {len(entries)} other entries (e.g. {sorted(p.name for p in entries)[:3]})"
+            if entries
+            else "it is empty"
+        )
+        raise DatasetError(
+            f"No images in {folder}: expected files ending in {', '.join(sorted(exts))}; {found}"
+        )
+    return sorted(files, key=natural_key)
+
+
+def write_image(img: Tensor, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``img`` (``(1, H, W)``, ``(3, H, W)`` or ``(4, H, W)``, float in [0, 1] or uint8).
+
+    The format follows the suffix (``.png`` recommended: lossless). Parent folders are created.
+    An existing file is never replaced unless ``overwrite=True`` (then atomically: temp + rename);
+    otherwise :class:`FileExistsError` names it.
+    """
+    path = Path(path)
+    fmt = _WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"Cannot write {path}: unknown image suffix {path.suffix!r}; "
+            f"expected one of {', '.join(sorted(_WRITE_FORMATS))}"
+        )
+    pil = _to_pil(img, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite:
+        try:
+            with open(path, "xb") as fh:
+                try:
+                    pil.save(fh, format=fmt)
+                except BaseException:
+                    fh.close()
+                    path.unlink(missing_ok=True)
+                    raise
+        except FileExistsError:
+            raise FileExistsError(
+                f"{path} already exists; not overwriting it (pass overwrite=True to replace it)"
+            ) from None
+        return path
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pil.save(fh, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _to_pil(img: Tensor, path: Path) -> Image.Image:
+    if not isinstance(img, Tensor) or img.ndim != 3 or img.shape[0] not in (1, 3, 4):
+        shape = tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__
+        raise ValueError(f"Cannot write {path}: expected a (1|3|4, H, W) tensor, got {shape}")
+    img = img.detach().cpu()
+    if img.dtype != torch.uint8:
+        img = (img.float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    array = img.permute(1, 2, 0).numpy()
+    if array.shape[2] == 1:
+        return Image.fromarray(np.ascontiguousarray(array[:, :, 0]))  # mode L
+    return Image.fromarray(np.ascontiguousarray(array))  # mode RGB or RGBA from the shape
