@@ -1,0 +1,358 @@
+"""The run configuration: every choice of one training run, resolved and validated up front.
+
+``resolve_config`` applies the task's defaults first, then the caller's flags, resolves every
+component name through the catalog (aliases become canonical names) and checks the values,
+so that a typo fails before any data is read. The result is plain JSON
+(``RunConfig.to_dict()``), stored in the run folder and in every checkpoint.
+
+Paper defaults (pix2pix, Isola et al. 2017, and the official code): Adam with lr 2e-4 and
+betas (0.5, 0.999), objective ``gan=1,l1=100``, batch size 1, BatchNorm (``norm="batch"``;
+with batch size 1 in training mode it normalises each image by its own statistics, as the
+paper notes), 100 epochs at a constant learning rate then 100 of linear decay, and test-time
+``paper`` mode (dropout and batch statistics kept at test time). Use ``--norm instance`` or
+``--test-mode eval`` to depart from the paper.
+
+>>> cfg = RunConfig(task="facades", objective={"gan": 1.0, "l1": 100.0})
+>>> RunConfig.from_dict(cfg.to_dict()) == cfg
+True
+>>> parse_weights("gan=1,l1=100")
+{'gan': 1.0, 'l1': 100.0}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from i2i.catalog import Catalog
+from i2i.task import DIRECTIONS, Task
+
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+NORMS = ("batch", "instance", "none")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TEST_MODES = ("paper", "eval")
+PAPER_OBJECTIVE = {"gan": 1.0, "l1": 100.0}
+
+#: Keys a task's ``defaults`` may set, and the RunConfig field each one fills.
+TASK_DEFAULT_KEYS = (
+    "generator",
+    "generator_kwargs",
+    "discriminator",
+    "discriminator_kwargs",
+    "objective",
+    "load_size",
+    "crop_size",
+    "preprocess",
+    "flip",
+    "batch_size",
+    "norm",
+    "test_mode",
+    "direction",
+    "epochs",
+    "epochs_decay",
+    "lr",
+)
+
+
+class ConfigError(ValueError):
+    """A run configuration value that cannot work; the message names the field."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run (JSON-serialisable).
+
+    ``epochs`` epochs run at the constant learning rate ``lr``, then ``epochs_decay`` epochs
+    decay it linearly towards 0. ``max_steps`` caps the TOTAL number of optimisation steps
+    (a resumed run counts the steps already done). Validation runs every ``val_every`` steps
+    (0: at the end of every epoch) and at the end of the run. Checkpoints are saved at the end
+    of every epoch and of the run, and every ``save_every`` steps too (0: no more); the newest
+    ``keep_last`` stay, plus the one ending every ``keep_every``-th epoch (0: none).
+    ``log_every`` steps, losses, learning rates and throughput go to ``metrics.jsonl``.
+    """
+
+    task: str
+    generator: str = "unet_256"
+    generator_kwargs: dict[str, Any] = field(default_factory=dict)
+    discriminator: str | None = "patch70"
+    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
+    conditional: bool = True
+    objective: dict[str, float] = field(default_factory=lambda: dict(PAPER_OBJECTIVE))
+    data: str | None = None
+    direction: str | None = None
+    load_size: int = 286
+    crop_size: int = 256
+    preprocess: str = "resize_and_crop"
+    flip: bool = True
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs: int = 100
+    epochs_decay: int = 100
+    max_steps: int | None = None
+    norm: str = "batch"
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    test_mode: str = "paper"
+    num_workers: int = 2
+    val_every: int = 0
+    save_every: int = 0
+    keep_last: int = 3
+    keep_every: int = 5
+    log_every: int = 100
+    out: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain JSON-ready dict (a deep copy)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, ignore: tuple[str, ...] = ()) -> RunConfig:
+        """Rebuild from :meth:`to_dict`; unknown keys are an error unless listed in ``ignore``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names - set(ignore))
+        if unknown:
+            raise ConfigError(
+                f"Unknown run config key(s) {', '.join(map(repr, unknown))}; "
+                f"expected some of: {', '.join(sorted(names))}"
+            )
+        if "task" not in data:
+            raise ConfigError("Run config has no 'task'")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with ``changes`` applied (unknown names are an error)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs at the constant rate plus epochs of decay."""
+        return self.epochs + self.epochs_decay
+
+
+def field_names() -> list[str]:
+    """The names of every :class:`RunConfig` field."""
+    return [f.name for f in dataclasses.fields(RunConfig)]
+
+
+def parse_weights(spec: str | dict[str, Any]) -> dict[str, float]:
+    """``"gan=1,l1=100"`` (or a dict) -> ``{"gan": 1.0, "l1": 100.0}``.
+
+    >>> parse_weights({"l1": 1})
+    {'l1': 1.0}
+    """
+    if isinstance(spec, dict):
+        items = list(spec.items())
+    else:
+        items = []
+        for part in str(spec).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise ConfigError(f"Objective term {part!r} must look like name=weight")
+            items.append((name.strip(), value.strip()))
+    out: dict[str, float] = {}
+    for name, value in items:
+        try:
+            weight = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"Objective weight for {name!r} must be a number, got {value!r}"
+            ) from None
+        if not math.isfinite(weight):
+            raise ConfigError(f"Objective weight for {name!r} must be finite, got {value!r}")
+        if name in out:
+            raise ConfigError(f"Objective term {name!r} given twice")
+        out[name] = weight
+    if not out:
+        raise ConfigError("The objective is empty; give at least one term, e.g. 'gan=1,l1=100'")
+    return out
+
+
+def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["ngf=32", "dropout=false"]`` -> ``{"ngf": 32, "dropout": False}`` (values as JSON).
+
+    >>> parse_options(["ngf=32", "norm=instance", "dropout=false"])
+    {'ngf': 32, 'norm': 'instance', 'dropout': False}
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"Option {pair!r} must look like key=value")
+        raw = raw.strip()
+        lowered = raw.lower()
+        if lowered in ("true", "false"):
+            out[key] = lowered == "true"
+            continue
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def adversarial_terms(objective: dict[str, float], catalog: Catalog) -> list[str]:
+    """The terms of ``objective`` whose registered loss has ``type="adversarial"``."""
+    return [n for n in objective if catalog.losses.get(n).meta.get("type") == "adversarial"]
+
+
+def default_out(task: str, now: datetime | None = None) -> str:
+    """``runs/<task>-<YYYYmmdd-HHMMSS>``.
+
+    >>> default_out("facades", datetime(2024, 1, 2, 3, 4, 5))
+    'runs/facades-20240102-030405'
+    """
+    now = now or datetime.now()
+    return f"runs/{task}-{now:%Y%m%d-%H%M%S}"
+
+
+def resolve_config(catalog: Catalog, task: str, **flags: Any) -> RunConfig:
+    """Task defaults, then ``flags`` (``None`` values are ignored), validated and canonical.
+
+    ``objective`` may be a dict or ``"gan=1,l1=100"``; ``lambda_l1`` sets the ``l1`` weight.
+    When ``epochs`` is given without ``epochs_decay``, the run has no decay phase (``--epochs 1``
+    trains one epoch); when neither is given the paper's 100 + 100 apply.
+    """
+    unknown = sorted(set(flags) - set(field_names()) - {"lambda_l1"})
+    if unknown:
+        raise ConfigError(f"Unknown run option(s) {', '.join(map(repr, unknown))}")
+    task_name = catalog.tasks.get(task).name
+    task_obj: Task = catalog.tasks.get(task_name).obj
+    values: dict[str, Any] = {"task": task_name}
+    for key, value in (task_obj.defaults or {}).items():
+        if key in TASK_DEFAULT_KEYS:
+            values[key] = value
+    given = {k: v for k, v in flags.items() if v is not None}
+    if "epochs" in given and "epochs_decay" not in given:
+        given["epochs_decay"] = 0
+    lambda_l1 = given.pop("lambda_l1", None)
+    for key in ("generator_kwargs", "discriminator_kwargs"):  # options add to the task's
+        if key in given and isinstance(values.get(key), dict):
+            given[key] = {**values[key], **given[key]}
+    values.update(given)
+    values["objective"] = parse_weights(values.get("objective", PAPER_OBJECTIVE))
+    if lambda_l1 is not None:
+        values["objective"]["l1"] = float(lambda_l1)
+    cfg = RunConfig(**values)
+    return validate_config(cfg, catalog)
+
+
+def validate_config(cfg: RunConfig, catalog: Catalog) -> RunConfig:
+    """Check every value of ``cfg`` and canonicalise names; returns a new config."""
+    task = catalog.tasks.get(cfg.task)
+    task_obj: Task = task.obj
+    gen = catalog.generators.get(cfg.generator)
+    objective = {
+        catalog.losses.get(n).name: float(w) for n, w in parse_weights(cfg.objective).items()
+    }
+    adv = adversarial_terms(objective, catalog)
+    if len(adv) > 1:
+        raise ConfigError(f"The objective may hold one adversarial term at most, got {adv}")
+    disc_name = None
+    if adv:
+        if not cfg.discriminator:
+            raise ConfigError(f"The objective's adversarial term {adv[0]!r} needs a discriminator")
+        disc_name = catalog.discriminators.get(cfg.discriminator).name
+    direction = cfg.direction or task_obj.direction
+    _check_choice("direction", direction, DIRECTIONS)
+    _check_choice("preprocess", cfg.preprocess, PREPROCESS_MODES)
+    _check_choice("norm", cfg.norm, NORMS)
+    _check_choice("device", cfg.device, DEVICES)
+    _check_choice("precision", cfg.precision, PRECISIONS)
+    _check_choice("test_mode", cfg.test_mode, TEST_MODES)
+    for name in ("load_size", "crop_size", "batch_size"):
+        _check_int(name, getattr(cfg, name), minimum=1)
+    for name in ("epochs", "epochs_decay", "num_workers", "val_every", "save_every", "seed"):
+        _check_int(name, getattr(cfg, name), minimum=0)
+    for name in ("keep_last", "log_every"):
+        _check_int(name, getattr(cfg, name), minimum=1)
+    _check_int("keep_every", cfg.keep_every, minimum=0)
+    if cfg.max_steps is not None:
+        _check_int("max_steps", cfg.max_steps, minimum=1)
+    if cfg.total_epochs < 1 and cfg.max_steps is None:
+        raise ConfigError("epochs + epochs_decay must be at least 1")
+    if not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0):
+        raise ConfigError(f"lr must be a positive number, got {cfg.lr!r}")
+    for name in ("beta1", "beta2"):
+        value = getattr(cfg, name)
+        if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+            raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+    if (
+        cfg.preprocess in ("resize_and_crop", "scale_width_and_crop")
+        and cfg.crop_size > cfg.load_size
+    ):
+        raise ConfigError(
+            f"crop_size {cfg.crop_size} is larger than load_size {cfg.load_size} "
+            f"with preprocess {cfg.preprocess!r}"
+        )
+    check_crop_size(gen.name, gen.meta.get("size_multiple"), cfg.crop_size)
+    for name in ("generator_kwargs", "discriminator_kwargs"):
+        if not isinstance(getattr(cfg, name), dict):
+            raise ConfigError(f"{name} must be a dict, got {getattr(cfg, name)!r}")
+    data = cfg.data
+    if data is not None:
+        data = os.path.abspath(os.path.expanduser(str(data)))
+    return cfg.replace(
+        task=task.name,
+        generator=gen.name,
+        discriminator=disc_name,
+        objective=objective,
+        direction=direction,
+        data=data,
+        lr=float(cfg.lr),
+        beta1=float(cfg.beta1),
+        beta2=float(cfg.beta2),
+        generator_kwargs=dict(cfg.generator_kwargs),
+        discriminator_kwargs=dict(cfg.discriminator_kwargs),
+    )
+
+
+def check_crop_size(generator: str, multiple: Any, crop_size: int) -> None:
+    """Raise unless ``crop_size`` is a multiple of the generator's ``size_multiple``.
+
+    >>> check_crop_size("unet_128", 128, 256)
+    """
+    if isinstance(multiple, int) and multiple > 1 and crop_size % multiple:
+        raise ConfigError(
+            f"generator {generator!r} needs image sides that are multiples of {multiple}, "
+            f"but crop_size is {crop_size}; pick another --crop-size or --gen "
+            f"(see `i2i list generators`)"
+        )
+
+
+def resolve_data_root(cfg: RunConfig, task: Task) -> Path:
+    """The data folder of ``cfg``: ``cfg.data`` or the task's ``default_data()``."""
+    if cfg.data:
+        root = Path(cfg.data)
+    elif task.default_data is not None:
+        root = Path(task.default_data())
+    else:
+        raise ConfigError(f"Task {cfg.task!r} has no default data folder; pass --data DIR")
+    if not root.is_dir():
+        raise ConfigError(f"Data folder {root} does not exist (task {cfg.task!r})")
+    return root
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,62 @@
+"""Build the networks of a run from its configuration alone (training and checkpoints share it).
+
+The generator gets ``in_channels``/``out_channels`` from the task and ``norm`` from the run
+config, then the run's ``generator_kwargs``; the discriminator gets ``in_channels``
+(input + output channels when conditional, output channels otherwise).
+
+>>> discriminator_in_channels(3, 3, conditional=True), discriminator_in_channels(1, 2, conditional=False)
+(6, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from i2i.catalog import Catalog
+from i2i.config import ConfigError
+
+
+def discriminator_in_channels(in_channels: int, out_channels: int, *, conditional: bool) -> int:
+    """Channels a discriminator sees: ``cat([x, y])`` when conditional, ``y`` alone otherwise."""
+    return in_channels + out_channels if conditional else out_channels
+
+
+def generator_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords passed to the generator factory: ``norm`` then ``generator_kwargs``."""
+    return {"norm": config["norm"], **dict(config.get("generator_kwargs") or {})}
+
+
+def discriminator_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords passed to the discriminator factory: ``norm`` then ``discriminator_kwargs``."""
+    return {"norm": config["norm"], **dict(config.get("discriminator_kwargs") or {})}
+
+
+def make_generator(
+    catalog: Catalog, config: Mapping[str, Any], in_channels: int, out_channels: int
+) -> nn.Module:
+    """The generator named by ``config["generator"]``, freshly initialised."""
+    entry = catalog.generators.get(config["generator"])
+    options = generator_options(config)
+    try:
+        return entry.build(in_channels=in_channels, out_channels=out_channels, **options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"generator {entry.name!r} rejected its options {options}: {exc} "
+            f"(see `i2i info {entry.name}`)"
+        ) from exc
+
+
+def make_discriminator(catalog: Catalog, config: Mapping[str, Any], in_channels: int) -> nn.Module:
+    """The discriminator named by ``config["discriminator"]``, freshly initialised."""
+    entry = catalog.discriminators.get(config["discriminator"])
+    options = discriminator_options(config)
+    try:
+        return entry.build(in_channels=in_channels, **options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"discriminator {entry.name!r} rejected its options {options}: {exc} "
+            f"(see `i2i info {entry.name}`)"
+        ) from exc

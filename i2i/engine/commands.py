@@ -1,0 +1,200 @@
+"""``i2i run``: train a model. A thin layer: flags -> RunConfig -> :func:`i2i.engine.train`.
+
+Registered as a built-in plugin through ``i2i_register_commands``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import torch
+
+from i2i import hookimpl
+from i2i.cli import ComponentName, app
+from i2i.config import (
+    DEVICES,
+    NORMS,
+    PRECISIONS,
+    PREPROCESS_MODES,
+    TEST_MODES,
+    ConfigError,
+    parse_options,
+    resolve_config,
+)
+from i2i.registry import UnknownComponentError
+from i2i.task import DIRECTIONS
+
+
+def _int(minimum: int = 0) -> click.IntRange:
+    return click.IntRange(min=minimum)
+
+
+@click.command("run")
+@click.option("--task", type=ComponentName("tasks"), help="Task to train (see `i2i list tasks`).")
+@click.option(
+    "--gen", "generator", type=ComponentName("generators"), help="Generator [task default]."
+)
+@click.option(
+    "--disc",
+    "discriminator",
+    type=ComponentName("discriminators"),
+    help="Discriminator [task default].",
+)
+@click.option(
+    "--data", type=click.Path(file_okay=False), help="Data folder [the task's built-in data]."
+)
+@click.option("--out", type=click.Path(), help="Run folder [runs/<task>-<timestamp>].")
+@click.option(
+    "--direction",
+    type=click.Choice(DIRECTIONS),
+    help="Which side of an A|B pair is the input [task default].",
+)
+@click.option(
+    "--epochs",
+    type=_int(),
+    help="Epochs at the constant learning rate [100; with --epochs alone there is no decay phase].",
+)
+@click.option(
+    "--epochs-decay",
+    type=_int(),
+    help="Epochs of linear decay after them [100 when --epochs is not given, else 0].",
+)
+@click.option(
+    "--max-steps",
+    type=_int(1),
+    help="Stop at this TOTAL step count (a resumed run counts earlier steps).",
+)
+@click.option("--batch-size", type=_int(1), help="Images per step (per process) [1].")
+@click.option("--load-size", type=_int(1), help="Resize to this before cropping [286].")
+@click.option("--crop-size", type=_int(1), help="Training crop size [256].")
+@click.option(
+    "--preprocess", type=click.Choice(PREPROCESS_MODES), help="Resize/crop mode [resize_and_crop]."
+)
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips [on].")
+@click.option(
+    "--norm", type=click.Choice(NORMS), help="Normalisation layers [batch, as the paper]."
+)
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [2e-4]."
+)
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), help="Adam beta1 [0.5].")
+@click.option("--lambda-l1", type=click.FloatRange(min=0), help="Weight of the L1 term [100].")
+@click.option(
+    "--objective", help='Weighted loss terms, e.g. "gan=1,l1=100" (see `i2i list losses`).'
+)
+@click.option("--seed", type=_int(), help="Random seed [0].")
+@click.option("--device", type=click.Choice(DEVICES), help="Where to train [auto].")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    help="auto: bf16 where supported, fp16 on older GPUs, else fp32 [auto].",
+)
+@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format [off].")
+@click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=None,
+    help="Wrap the networks with torch.compile [off].",
+)
+@click.option(
+    "--test-mode",
+    type=click.Choice(TEST_MODES),
+    help="paper: dropout and batch stats at test time; eval: module.eval() [paper].",
+)
+@click.option(
+    "--unconditional",
+    is_flag=True,
+    default=None,
+    help="The discriminator sees the output alone, not input + output.",
+)
+@click.option(
+    "--gen-opt",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Generator option, e.g. ngf=32 (repeatable).",
+)
+@click.option(
+    "--disc-opt",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Discriminator option, e.g. ndf=32 (repeatable).",
+)
+@click.option("--num-workers", type=_int(), help="Data loading processes [2].")
+@click.option("--val-every", type=_int(), help="Validate every N steps (0: every epoch) [0].")
+@click.option(
+    "--save-every", type=_int(), help="Also save a checkpoint every N steps (0: epochs only) [0]."
+)
+@click.option("--keep-last", type=_int(1), help="Checkpoints kept [3].")
+@click.option(
+    "--keep-every",
+    type=_int(),
+    help="Also keep the checkpoint ending every N-th epoch (0: none) [5].",
+)
+@click.option("--log-every", type=_int(1), help="Log losses every N steps [100].")
+@click.option(
+    "--resume", type=click.Path(exists=True), help="Continue the run (or checkpoint) at this path."
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Reuse a non-empty --out, replacing only its i2i outputs."
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but the run folder.")
+@click.pass_context
+def run_cmd(ctx: click.Context, **opts: Any) -> None:
+    """Train a model for a task; prints the run folder when done.
+
+    \b
+      i2i run --task facades --data data/facades --out runs/f
+      i2i run --resume runs/f --epochs 2
+      torchrun --nproc-per-node 2 -m i2i run --task facades ...
+
+    Ctrl-C or SIGTERM saves a checkpoint, then exits with 130 or 143.
+    """
+    from i2i.data.io import DataError
+    from i2i.engine.checkpoint import CheckpointError
+    from i2i.engine.loop import TrainingInterrupted
+    from i2i.engine.runner import resume_config, train
+
+    catalog = app(ctx).catalog
+    resume = opts.pop("resume")
+    overwrite = opts.pop("overwrite")
+    quiet = opts.pop("quiet")
+    flags = _flags(opts)
+    torch.set_flush_denormal(True)  # CPU: denormals are slow and meaningless here
+    try:
+        if resume:
+            cfg = resume_config(resume, catalog, **flags)
+        else:
+            task = flags.pop("task")
+            if task is None:
+                raise click.UsageError("Missing option '--task' (or --resume RUN_DIR).")
+            cfg = resolve_config(catalog, task, **flags)
+        run_dir = train(cfg, catalog=catalog, resume=resume, overwrite=overwrite, quiet=quiet)
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(exc.exit_code)
+    except UnknownComponentError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except (ConfigError, CheckpointError, DataError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(run_dir))
+
+
+def _flags(opts: dict[str, Any]) -> dict[str, Any]:
+    """Click options -> ``resolve_config`` keywords (``None`` = not given)."""
+    flags = dict(opts)
+    flags["compile"] = flags.pop("compile_")
+    flags["conditional"] = False if flags.pop("unconditional") else None
+    try:
+        gen_opts, disc_opts = flags.pop("gen_opt"), flags.pop("disc_opt")
+        flags["generator_kwargs"] = parse_options(gen_opts) if gen_opts else None
+        flags["discriminator_kwargs"] = parse_options(disc_opts) if disc_opts else None
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return flags
+
+
+@hookimpl
+def i2i_register_commands(cli: click.Group) -> None:
+    """Add ``i2i run``."""
+    cli.add_command(run_cmd)

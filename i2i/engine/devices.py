@@ -1,0 +1,101 @@
+"""Devices, numeric precision, autocast, gradient scaling and the Adam flavour for each.
+
+``precision="auto"`` picks bf16 on CPUs with native bf16 (oneDNN) and on CUDA GPUs that
+support it, fp16 with a gradient scaler on older CUDA GPUs, and fp32 elsewhere.
+
+>>> resolve_device("cpu")
+device(type='cpu')
+>>> resolve_precision("fp32", torch.device("cpu"))
+'fp32'
+>>> with autocast(torch.device("cpu"), "fp32"):
+...     (torch.ones(2) * 2).dtype
+torch.float32
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """``auto`` -> CUDA (this process's GPU under torchrun), else MPS, else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda was asked for, but torch sees no CUDA GPU")
+        return torch.device("cuda", local_rank or 0)
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("--device mps was asked for, but MPS is not available")
+    return torch.device(name)
+
+
+@lru_cache(maxsize=1)
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs bf16 natively through oneDNN (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The concrete precision (fp32, bf16 or fp16) for ``name`` on ``device``."""
+    if name != "auto":
+        if name == "fp16" and device.type == "cpu":
+            raise ValueError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+        if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("--precision bf16: this GPU does not support bf16; use fp16")
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed-precision autocast for bf16/fp16; a no-op for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=DTYPES[precision])
+
+
+def make_grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled for fp16 only (elsewhere it passes calls through)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+@lru_cache(maxsize=8)
+def fused_adam_supported(device_type: str) -> bool:
+    """Whether ``torch.optim.Adam(fused=True)`` runs on this device type."""
+    try:
+        p = nn.Parameter(torch.zeros(2, device=device_type))
+        opt = torch.optim.Adam([p], fused=True)
+        p.grad = torch.ones_like(p)
+        opt.step()
+        return True
+    except (RuntimeError, TypeError, ValueError):
+        return False
+
+
+def make_adam(
+    params: Iterable[nn.Parameter], *, lr: float, betas: tuple[float, float], device: torch.device
+) -> torch.optim.Adam:
+    """Adam, fused where the device supports it, else the multi-tensor (foreach) kernel."""
+    params = list(params)
+    if fused_adam_supported(device.type):
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)

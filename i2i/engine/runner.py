@@ -1,0 +1,292 @@
+"""``train(config)``: build everything a run needs from its config, then run the loop.
+
+This is the Python API behind ``i2i run``::
+
+    from i2i import catalog
+    from i2i.config import resolve_config
+    from i2i.engine import train
+
+    cfg = resolve_config(catalog(), "facades", data="data/facades", out="runs/f", epochs=1)
+    run_dir = train(cfg)
+    run_dir = train(resume_config(run_dir, catalog(), epochs=2), resume=run_dir)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from i2i.catalog import Catalog
+from i2i.config import (
+    ConfigError,
+    RunConfig,
+    check_crop_size,
+    default_out,
+    field_names,
+    parse_weights,
+    resolve_data_root,
+    validate_config,
+)
+from i2i.engine import checkpoint as ckpt_io
+from i2i.engine.build import discriminator_in_channels, make_discriminator, make_generator
+from i2i.engine.devices import make_adam, resolve_device, resolve_precision
+from i2i.engine.distributed import (
+    DistInfo,
+    barrier,
+    init_distributed,
+    shutdown_distributed,
+    use_sync_batchnorm,
+    wrap_ddp,
+)
+from i2i.engine.loop import METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR, Trainer
+from i2i.engine.rng import derive_seed, seed_everything
+from i2i.engine.step import Pix2PixStep
+
+RUN_CONFIG_FILE = "config.json"
+
+#: Fields a resumed run may change; any other must match the checkpoint.
+RESUMABLE_FIELDS = (
+    "data",
+    "epochs",
+    "epochs_decay",
+    "max_steps",
+    "device",
+    "precision",
+    "channels_last",
+    "compile",
+    "num_workers",
+    "val_every",
+    "save_every",
+    "keep_last",
+    "keep_every",
+    "log_every",
+    "out",
+    "test_mode",
+)
+
+#: What an i2i run writes into its folder (``--overwrite`` removes these, nothing else).
+RUN_OUTPUTS = (RUN_CONFIG_FILE, METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR, ckpt_io.CHECKPOINTS_DIR)
+
+
+class RunDirError(ConfigError):
+    """The output folder cannot be used as asked (it holds something we would overwrite)."""
+
+
+def resume_config(path: str | os.PathLike, catalog: Catalog, **overrides: Any) -> RunConfig:
+    """The config of the checkpoint at ``path`` with ``overrides`` (``None`` values ignored).
+
+    Only :data:`RESUMABLE_FIELDS` may change; giving another field a different value is an
+    error naming it. Giving ``epochs`` alone keeps no decay phase, as in ``resolve_config``.
+    """
+    ckpt = ckpt_io.load_checkpoint(path, discriminator=False)
+    base = ckpt.run_config()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(field_names()) - {"lambda_l1"})
+    if unknown:
+        raise ConfigError(f"Unknown run option(s) {', '.join(map(repr, unknown))}")
+    if "lambda_l1" in given:
+        objective = parse_weights(given.get("objective", base.objective))
+        given["objective"] = {**objective, "l1": float(given.pop("lambda_l1"))}
+    if "epochs" in given and "epochs_decay" not in given:
+        given["epochs_decay"] = 0
+    given.setdefault("out", str(ckpt.run_dir))
+    cfg = validate_config(base.replace(**given), catalog)  # canonical names, checked values
+    _refuse_structural_changes(base, cfg, ckpt.path)
+    return cfg
+
+
+def _refuse_structural_changes(saved: RunConfig, cfg: RunConfig, where: Path) -> None:
+    """Raise unless ``cfg`` differs from ``saved`` only in :data:`RESUMABLE_FIELDS`."""
+    old, new = saved.to_dict(), cfg.to_dict()
+    changed = [k for k in old if k not in RESUMABLE_FIELDS and old[k] != new[k]]
+    if changed:
+        listed = ", ".join(f"{k} (checkpoint: {old[k]!r}, given: {new[k]!r})" for k in changed)
+        raise ConfigError(
+            f"Cannot change {listed} when resuming {where}; only "
+            f"{', '.join(RESUMABLE_FIELDS)} may change. Start a new run instead."
+        )
+
+
+def prepare_run_dir(
+    out: str | os.PathLike, *, resuming: Path | None = None, overwrite: bool = False
+) -> Path:
+    """Make ``out`` ready: new or empty; the run being resumed; or ``overwrite`` an old run.
+
+    Never deletes a user's files: ``overwrite`` removes only what an i2i run writes
+    (:data:`RUN_OUTPUTS`) and leaves every other file where it is.
+    """
+    out = Path(out).absolute()
+    if resuming is not None and out.resolve() == resuming.resolve():
+        return out
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            what = "an earlier i2i run" if (out / RUN_CONFIG_FILE).is_file() else "files"
+            raise RunDirError(
+                f"--out {out} already holds {what}. Continue it with --resume {out}, "
+                f"pick another --out, or pass --overwrite to replace its i2i outputs "
+                f"({', '.join(RUN_OUTPUTS)}; other files are left alone)."
+            )
+        for name in RUN_OUTPUTS:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def train(
+    config: RunConfig,
+    *,
+    catalog: Catalog | None = None,
+    resume: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    bar: bool | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Path:
+    """Train the run ``config`` describes (continuing ``resume`` when given); returns its folder.
+
+    Raises :class:`~i2i.engine.loop.TrainingInterrupted` after saving a checkpoint when
+    stopped by Ctrl-C or SIGTERM.
+    """
+    from i2i import catalog as default_catalog
+    from i2i.data import build_dataset
+    from i2i.data.io import DatasetError
+    from i2i.data.transforms import PreprocessConfig
+    from i2i.losses import Objective
+
+    catalog = catalog or default_catalog()
+    cfg = validate_config(config, catalog)
+    checkpoint = ckpt_io.load_checkpoint(resume) if resume is not None else None
+    if checkpoint is not None:
+        _refuse_structural_changes(checkpoint.run_config(), cfg, checkpoint.path)
+    if cfg.out is None:
+        cfg = cfg.replace(out=str(checkpoint.run_dir) if checkpoint else default_out(cfg.task))
+
+    device = resolve_device(cfg.device, _local_rank())
+    dist = init_distributed(device)
+    try:
+        if dist.is_main:
+            run_dir = prepare_run_dir(
+                cfg.out, resuming=checkpoint.run_dir if checkpoint else None, overwrite=overwrite
+            )
+            ckpt_io.write_json_atomic(run_dir / RUN_CONFIG_FILE, cfg.to_dict())
+        barrier(dist)
+        run_dir = Path(cfg.out).absolute()
+        precision = resolve_precision(cfg.precision, device)
+        task = catalog.tasks.get(cfg.task).obj
+        root = resolve_data_root(cfg, task)
+        preprocess = PreprocessConfig(
+            load_size=cfg.load_size, crop_size=cfg.crop_size, mode=cfg.preprocess, flip=cfg.flip
+        )
+        common = dict(direction=cfg.direction, preprocess=preprocess, seed=cfg.seed)
+        train_data = build_dataset(task, root, "train", train=True, **common)
+        try:
+            val_data = build_dataset(task, root, "val", train=False, **common)
+        except DatasetError:
+            val_data = None
+        sample_data = val_data or build_dataset(task, root, "train", train=False, **common)
+
+        seed_everything(cfg.seed)
+        generator = make_generator(catalog, cfg.to_dict(), task.in_channels, task.out_channels)
+        check_crop_size(cfg.generator, getattr(generator, "size_multiple", 1), cfg.crop_size)
+        objective = Objective.from_weights(cfg.objective, catalog.losses)
+        d_channels = discriminator_in_channels(
+            task.in_channels, task.out_channels, conditional=cfg.conditional
+        )
+        discriminator = None
+        if objective.needs_discriminator:
+            discriminator = make_discriminator(catalog, cfg.to_dict(), d_channels)
+        if dist.rank > 0:  # same initial weights on every rank, different dropout noise
+            torch.manual_seed(derive_seed(cfg.seed, dist.rank))
+
+        memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
+        generator = use_sync_batchnorm(generator, device, dist).to(
+            device, memory_format=memory_format
+        )
+        if discriminator is not None:
+            discriminator = use_sync_batchnorm(discriminator, device, dist)
+            discriminator = discriminator.to(device, memory_format=memory_format)
+        objective = objective.to(device)
+        betas = (cfg.beta1, cfg.beta2)
+        opt_g = make_adam(generator.parameters(), lr=cfg.lr, betas=betas, device=device)
+        opt_d = None
+        if discriminator is not None:
+            opt_d = make_adam(discriminator.parameters(), lr=cfg.lr, betas=betas, device=device)
+        step = Pix2PixStep(
+            generator,
+            discriminator,
+            objective,
+            opt_g,
+            opt_d,
+            conditional=cfg.conditional,
+            device=device,
+            precision=precision,
+            channels_last=cfg.channels_last,
+        )
+        trainer = Trainer(
+            step,
+            config=cfg,
+            run_dir=run_dir,
+            task=task,
+            train_data=train_data,
+            val_data=val_data,
+            sample_data=sample_data,
+            device=device,
+            precision=precision,
+            dist=dist,
+            checkpoint_extra={
+                "in_channels": task.in_channels,
+                "out_channels": task.out_channels,
+                "discriminator_in_channels": d_channels if discriminator is not None else None,
+                "size_multiple": int(getattr(generator, "size_multiple", 1)),
+            },
+            quiet=quiet,
+            bar=bar,
+            echo=echo,
+        )
+        if checkpoint is not None:
+            trainer.restore(checkpoint)
+        _wrap(step, generator, discriminator, device, dist, compile_=cfg.compile)
+        if dist.is_main and not quiet:
+            (echo or _stderr)(
+                f"device {device}, precision {precision}"
+                + (f", {dist.world_size} processes" if dist.enabled else "")
+                + (f"; resuming {checkpoint.path}" if checkpoint else "")
+            )
+        return trainer.fit()
+    finally:
+        if dist.enabled:
+            shutdown_distributed()
+
+
+def _stderr(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _wrap(step, generator, discriminator, device, dist: DistInfo, *, compile_: bool) -> None:
+    """DDP and torch.compile around the modules, for the step's forward passes only."""
+    g = wrap_ddp(generator, device, dist)
+    d = wrap_ddp(discriminator, device, dist) if discriminator is not None else None
+    d_for_g = discriminator
+    if compile_:
+        g = torch.compile(g)
+        if d is not None:
+            d = torch.compile(d)
+            d_for_g = torch.compile(discriminator) if dist.enabled else d
+    step.wrap(generator=g, discriminator=d, discriminator_for_generator=d_for_g)

@@ -1,0 +1,200 @@
+"""Checkpoints: layout, atomic writes, pruning, safe loading, rebuilding the generator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from i2i.engine import checkpoint as ck
+from i2i.engine.checkpoint import (
+    CheckpointError,
+    build_discriminator,
+    build_generator,
+    load_checkpoint,
+    save_checkpoint,
+)
+from tests.test_engine_fixtures import tiny_catalog
+
+
+def _config(**over):
+    cfg = {
+        "task": "demo",
+        "generator": "tiny_unet",
+        "generator_kwargs": {"ngf": 4},
+        "discriminator": "patch16",
+        "discriminator_kwargs": {"ndf": 4},
+        "norm": "batch",
+    }
+    cfg.update(over)
+    return cfg
+
+
+EXTRA = {"in_channels": 3, "out_channels": 3, "discriminator_in_channels": 6, "size_multiple": 32}
+
+
+def _save(run, step, *, gen=None, keep=False, keep_last=None, train_state=None):
+    gen = gen or {"w": torch.full((2, 3), float(step))}
+    return save_checkpoint(
+        run,
+        step=step,
+        epoch=step // 10,
+        config=_config(),
+        generator_state=gen,
+        discriminator_state={"d": torch.ones(1)},
+        train_state=train_state,
+        extra=EXTRA,
+        keep=keep,
+        keep_last=keep_last,
+    )
+
+
+def test_layout_and_latest(tmp_path):
+    path = _save(tmp_path, 400, train_state={"step": 400})
+    assert path == tmp_path / "checkpoints" / "step_00000400"
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json",
+        "discriminator.safetensors",
+        "generator.safetensors",
+        "train_state.pt",
+    ]
+    latest = json.loads((tmp_path / "checkpoints" / "latest.json").read_text())
+    assert latest == {"step": 400, "dir": "step_00000400"}
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["step"] == 400 and cfg["epoch"] == 40 and cfg["in_channels"] == 3
+    assert cfg["size_multiple"] == 32 and cfg["i2i_version"]
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("which", ["run", "checkpoints", "step"])
+def test_load_accepts_run_checkpoints_or_step_folder(tmp_path, which):
+    _save(tmp_path, 1)
+    _save(tmp_path, 2)
+    target = {
+        "run": tmp_path,
+        "checkpoints": tmp_path / "checkpoints",
+        "step": tmp_path / "checkpoints" / "step_00000002",
+    }[which]
+    ckpt = load_checkpoint(target)
+    assert ckpt.step == 2 and ckpt.epoch == 0
+    assert torch.equal(ckpt.generator_state["w"], torch.full((2, 3), 2.0))
+    assert ckpt.run_dir == tmp_path
+    assert torch.equal(
+        load_checkpoint(tmp_path / "checkpoints" / "step_00000001").generator_state["w"],
+        torch.ones(2, 3),
+    )
+
+
+def test_crash_during_save_keeps_previous_latest(tmp_path, monkeypatch):
+    _save(tmp_path, 10)
+    real_write = ck._write_bytes
+
+    def failing_write(path, data):
+        if path.name == ck.DISCRIMINATOR_FILE:
+            raise OSError("disk full (simulated)")
+        real_write(path, data)
+
+    monkeypatch.setattr(ck, "_write_bytes", failing_write)
+    with pytest.raises(OSError, match="simulated"):
+        _save(tmp_path, 20)
+    ckpt = load_checkpoint(tmp_path)  # the run still loads, at its previous latest
+    assert ckpt.step == 10
+    assert not (tmp_path / "checkpoints" / "step_00000020").exists()
+    monkeypatch.setattr(ck, "_write_bytes", real_write)
+    _save(tmp_path, 30)  # the next save clears the crashed save's temporary folder
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["latest.json", "step_00000010", "step_00000030"]
+
+
+def test_crash_while_replacing_latest_json_keeps_old_pointer(tmp_path, monkeypatch):
+    _save(tmp_path, 10)
+    real_replace = ck.os.replace
+
+    def failing_replace(src, dst):
+        if str(dst).endswith("latest.json"):
+            raise OSError("power cut (simulated)")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ck.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated"):
+        _save(tmp_path, 20)
+    assert load_checkpoint(tmp_path).step == 10
+
+
+def test_saving_the_same_step_twice_replaces_it(tmp_path):
+    _save(tmp_path, 5)
+    _save(tmp_path, 5, gen={"w": torch.zeros(1)})
+    assert torch.equal(load_checkpoint(tmp_path).generator_state["w"], torch.zeros(1))
+
+
+def test_prune_keeps_last_k_and_marked(tmp_path):
+    for step in range(1, 7):
+        _save(tmp_path, step, keep=step == 2, keep_last=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir())
+    assert names == ["step_00000002", "step_00000005", "step_00000006"]
+
+
+def test_prune_never_removes_the_checkpoint_just_written(tmp_path):
+    _save(tmp_path, 50)  # e.g. from an abandoned continuation
+    _save(tmp_path, 20, keep_last=1)  # a resumed run writes an older step
+    assert load_checkpoint(tmp_path).step == 20
+    assert (tmp_path / "checkpoints" / "step_00000020").is_dir()
+
+
+def test_train_state_loads_with_weights_only(tmp_path):
+    from i2i.engine.rng import capture_rng_state
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])
+    opt.param_groups[0]["params"][0].grad = torch.ones(2)
+    opt.step()
+    state = {"step": 3, "optimizer": opt.state_dict(), "rng": capture_rng_state()}
+    path = _save(tmp_path, 3, train_state=state)
+    raw = torch.load(path / "train_state.pt", weights_only=True)  # no arbitrary unpickling
+    assert raw["step"] == 3 and raw["rng"]["numpy"]["keys"].dtype == torch.int64
+    assert load_checkpoint(tmp_path).train_state()["optimizer"]["state"][0]["step"] == 1
+
+
+def test_errors_name_the_path(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=str(tmp_path / "empty")):
+        load_checkpoint(tmp_path / "empty")
+    path = _save(tmp_path / "run", 1)
+    (path / "generator.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="generator.safetensors"):
+        load_checkpoint(path)
+    path = _save(tmp_path / "run2", 1)
+    (path / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="train_state.pt"):
+        _ = load_checkpoint(_save(tmp_path / "run3", 1)).train_state()
+
+
+def test_build_generator_from_checkpoint_alone(tmp_path):
+    from i2i.engine.build import make_discriminator, make_generator
+
+    cat = tiny_catalog()
+    torch.manual_seed(0)
+    gen = make_generator(cat, _config(), 3, 3)
+    disc = make_discriminator(cat, _config(), 6)
+    save_checkpoint(
+        tmp_path,
+        step=7,
+        epoch=0,
+        config=_config(),
+        generator_state=gen.state_dict(),
+        discriminator_state=disc.state_dict(),
+        extra=EXTRA,
+    )
+    ckpt = load_checkpoint(tmp_path)
+    rebuilt = build_generator(ckpt, cat).eval()
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(rebuilt(x), gen.eval()(x))
+    assert isinstance(build_discriminator(ckpt, cat), type(disc))
+    # weights that do not fit the described architecture are an error naming the file
+    ckpt.config["generator_kwargs"] = {"ngf": 8}
+    with pytest.raises(CheckpointError, match="generator.safetensors"):
+        build_generator(ckpt, cat)
