@@ -1,0 +1,82 @@
+"""inpaint: a photo with missing pixels -> the whole photo.
+
+Training draws one hole mask per sample (boxes or free-form strokes, see
+:class:`i2i.data.masks.MaskConfig`) from the sample's generator, so runs are reproducible. The
+model input has 4 channels: the photo in [-1, 1] with the hole set to 0, then the mask (1 in the
+hole, 0 elsewhere); the target is the photo. ``output_to_image`` pastes the generated pixels into
+the hole and keeps the known pixels.
+
+For ``i2i translate`` the hole is given in the image itself, by one rule:
+an image with an alpha channel (RGBA PNG) has its hole where it is transparent (alpha < 1/2);
+an RGB image has its hole where it is pure black (every channel at most 1/255). Save such images
+as PNG: JPEG compression moves black pixels off zero. Use :func:`inpaint_task` to make a variant
+with other mask sizes.
+
+>>> import torch
+>>> x, y = inpaint.make_pair(torch.rand(3, 32, 32), torch.Generator().manual_seed(0))
+>>> x.shape, y.shape
+(torch.Size([4, 32, 32]), torch.Size([3, 32, 32]))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from i2i import Task, hookimpl, to_image_range, to_model_range
+from i2i.data.masks import MaskConfig, random_mask
+from i2i.data.tasks_helpers import photo_task
+
+BLACK = 1.0 / 255.0
+
+
+def mask_input(img: Tensor, mask: Tensor) -> Tensor:
+    """RGB [0, 1] and a 0/1 mask -> the 4-channel input (masked photo in [-1, 1], mask)."""
+    return torch.cat([to_model_range(img) * (1.0 - mask), mask], dim=-3)
+
+
+def hole_from_image(img: Tensor) -> Tensor:
+    """The hole of a user's image: transparent pixels (RGBA) or pure black ones (RGB)."""
+    if img.shape[-3] == 4:
+        return (img[..., 3:, :, :] < 0.5).to(img.dtype)
+    return (img[..., :3, :, :] <= BLACK).all(dim=-3, keepdim=True).to(img.dtype)
+
+
+def inpaint_task(**mask_options: Any) -> Task:
+    """The inpaint task with holes drawn by ``MaskConfig(**mask_options)``."""
+    config = MaskConfig(**mask_options)
+
+    def make_pair(img: Tensor, generator: torch.Generator | None = None):
+        mask = random_mask(img.shape[-2], img.shape[-1], generator, config).to(img.dtype)
+        return mask_input(img, mask), to_model_range(img)
+
+    def image_to_input(img: Tensor) -> Tensor:
+        return mask_input(img[..., :3, :, :], hole_from_image(img))
+
+    def output_to_image(x: Tensor, out: Tensor) -> Tensor:
+        mask = x[..., 3:, :, :]
+        known = to_image_range(x[..., :3, :, :])
+        return known * (1.0 - mask) + to_image_range(out) * mask
+
+    def input_to_image(x: Tensor) -> Tensor:
+        return to_image_range(x[..., :3, :, :])  # the hole shows as mid gray
+
+    return photo_task(
+        "Fill holes: photo with missing pixels + mask -> photo",
+        in_channels=4,
+        make_pair=make_pair,
+        image_to_input=image_to_input,
+        output_to_image=output_to_image,
+        input_to_image=input_to_image,
+        description=__doc__.split("\n\n>>>")[0],
+    )
+
+
+inpaint = inpaint_task()
+
+
+@hookimpl
+def i2i_register_tasks(register):
+    register("inpaint", inpaint, summary=inpaint.summary)
