@@ -1,0 +1,181 @@
+"""The ``i2i translate`` and ``i2i export`` commands: thin calls into the inference API.
+
+>>> from i2i.plugins import make_plugin_manager
+>>> from i2i.cli import build_cli
+>>> sorted(set(build_cli(make_plugin_manager(load_entrypoints=False)).commands) & {"translate", "export"})
+['export', 'translate']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from i2i import hookimpl
+from i2i.inference.modes import MODES
+from i2i.inference.translator import DEFAULT_TILE, PRECISIONS
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from i2i.data import DataError
+    from i2i.engine.checkpoint import CheckpointError
+    from i2i.inference.files import InputError, OutputError
+
+    return (CheckpointError, DataError, InputError, OutputError, FileExistsError)
+
+
+checkpoint_option = click.option(
+    "--checkpoint",
+    "-c",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A checkpoint folder, or a run folder (meaning its latest checkpoint).",
+)
+
+
+@click.command("translate")
+@checkpoint_option
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=None,
+    help="paper: dropout on and batch statistics, as in pix2pix; eval: deterministic. "
+    "Default: the checkpoint's test_mode.",
+)
+@click.option(
+    "--batch-size",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Images of the same size translated together (in paper mode they share batch statistics).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 autocast on a CUDA GPU that supports it, fp32 otherwise.",
+)
+@click.option(
+    "--tile",
+    default=DEFAULT_TILE,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Images larger than this (after padding) go through in blended tiles.",
+)
+@click.option(
+    "--overlap",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Tile overlap in pixels. Default: tile / 8, rounded up to the size multiple.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the dropout noise in paper mode.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.pass_context
+def translate_cmd(
+    ctx: click.Context,
+    checkpoint: Path,
+    inputs: tuple[str, ...],
+    out: Path,
+    mode: str | None,
+    batch_size: int,
+    precision: str,
+    tile: int,
+    overlap: int | None,
+    device: str,
+    seed: int,
+    overwrite: bool,
+    progress: bool,
+) -> None:
+    """Translate image files, folders or glob patterns INPUT... into PNG files in --out.
+
+    Each output keeps its input's name stem and size. Nothing is written when any output
+    already exists (unless --overwrite) or two inputs share a stem.
+    """
+    from i2i.cli import app
+    from i2i.inference.batch import translate_files
+    from i2i.inference.files import expand_inputs, plan_outputs
+    from i2i.inference.translator import load
+
+    try:
+        pairs = plan_outputs(expand_inputs(inputs), out, overwrite=overwrite)
+        translator = load(
+            checkpoint,
+            catalog=app(ctx).catalog,
+            device=device,
+            mode=mode,
+            precision=precision,
+            tile=tile,
+            overlap=overlap,
+            seed=seed,
+        )
+        written = translate_files(
+            translator, pairs, batch_size=batch_size, overwrite=overwrite, progress=progress
+        )
+    except _user_errors() as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {len(written)} image(s) to {out} ({translator.mode} mode)")
+
+
+@click.command("export")
+@checkpoint_option
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True)
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output file.")
+@click.option(
+    "--size",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Side of the example input used for tracing. Default: the size multiple.",
+)
+@click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.pass_context
+def export_cmd(
+    ctx: click.Context,
+    checkpoint: Path,
+    fmt: str,
+    out: Path,
+    size: int | None,
+    opset: int,
+    overwrite: bool,
+) -> None:
+    """Export the generator (eval mode, dynamic height and width) to ONNX or TorchScript.
+
+    The exported graph maps the model input (B, in_channels, H, W) in [-1, 1] to its output;
+    H and W must be multiples of the generator's size multiple. The task's pre- and
+    postprocessing are not included: they are recorded in the file's metadata.
+    """
+    from i2i.cli import app
+    from i2i.export import ExportError, export_checkpoint
+
+    try:
+        path = export_checkpoint(
+            checkpoint,
+            out,
+            fmt=fmt,
+            catalog=app(ctx).catalog,
+            size=size,
+            opset=opset,
+            overwrite=overwrite,
+        )
+    except (*_user_errors(), ExportError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path}")
+
+
+@hookimpl
+def i2i_register_commands(cli: click.Group) -> None:
+    """Add ``translate`` and ``export``."""
+    cli.add_command(translate_cmd)
+    cli.add_command(export_cmd)

@@ -1,0 +1,329 @@
+"""The Translator: a trained generator with its task's pre- and postprocessing.
+
+``i2i.load(checkpoint)`` rebuilds everything from the checkpoint alone (the task by name through
+the catalog, the generator from the stored config and weights) and returns a
+:class:`Translator`. Any input size works: inputs are reflect-padded to the generator's
+``size_multiple`` and the result is cropped back; inputs larger than ``tile`` pixels go through
+the network in overlapping, blended tiles.
+
+>>> import torch
+>>> from i2i import Task
+>>> net = torch.nn.Conv2d(3, 3, 3, padding=1)
+>>> task = Task(summary="photo to photo", in_channels=3, out_channels=3, layout="aligned")
+>>> tr = Translator(net, task, mode="eval")
+>>> tr.translate(torch.rand(3, 30, 41)).shape
+torch.Size([3, 30, 41])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from i2i.catalog import Catalog
+from i2i.inference.modes import check_mode, set_test_mode
+from i2i.inference.padding import crop, pad_to_multiple
+from i2i.inference.tiling import tiled_forward
+from i2i.task import Task
+
+PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_TILE = 1024
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16``. ``auto`` is bf16 on a CUDA device that supports it, else fp32.
+
+    On the CPU ``auto`` stays fp32: bf16 autocast was slower there and changed outputs visibly
+    (see the README's inference notes).
+
+    >>> resolve_precision("auto", torch.device("cpu"))
+    'fp32'
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def _size_multiple(generator: nn.Module, config: Mapping[str, Any]) -> int:
+    value = getattr(generator, "size_multiple", None) or config.get("size_multiple") or 1
+    return int(value)
+
+
+class Translator:
+    """Translate images with a generator in a test mode, at any size.
+
+    - ``translate(img)``: a PIL image or an image path -> PIL image; a tensor ``(3, H, W)`` or
+      ``(B, 3, H, W)`` in [0, 1] -> a tensor of the same shape (on the CPU).
+    - ``translate_batch(images)``: ``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` in [0, 1].
+    - ``run(x)``: the model's own input ``(B, in_channels, H, W)`` in [-1, 1] -> its output.
+
+    ``mode`` is ``"eval"`` (deterministic) or ``"paper"`` (dropout on, batch statistics);
+    in paper mode ``seed`` (when not ``None``) makes every call draw the same dropout masks.
+    ``precision`` is ``fp32``, ``bf16`` (autocast) or ``auto``. ``tile`` bounds the side of what
+    goes through the network at once; ``overlap`` (default ``tile // 8``) is the blending width.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        task: Task,
+        *,
+        config: Mapping[str, Any] | None = None,
+        task_name: str = "task",
+        mode: str = "eval",
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        tile: int = DEFAULT_TILE,
+        overlap: int | None = None,
+        seed: int | None = 0,
+        checkpoint: Path | None = None,
+    ):
+        self.generator = generator
+        self.task = task
+        self.task_name = task_name
+        self.config: dict[str, Any] = dict(config or {})
+        self.checkpoint = checkpoint
+        self.size_multiple = _size_multiple(generator, self.config)
+        self.mode = mode
+        self.seed = seed
+        self.precision = precision
+        self.tile, self.overlap = tile, overlap
+        self.device = torch.device("cpu")
+        self.to(device)
+
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def mode(self) -> str:
+        """``"eval"`` or ``"paper"``; assign to switch."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self._mode = check_mode(value)
+
+    def set_mode(self, mode: str) -> Translator:
+        """Switch the test mode and return ``self``."""
+        self.mode = mode
+        return self
+
+    @property
+    def precision(self) -> str:
+        """``"fp32"`` or ``"bf16"`` (``"auto"`` is resolved for the current device)."""
+        return resolve_precision(self._precision, self.device)
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        resolve_precision(value, torch.device("cpu"))  # validates
+        self._precision = value
+
+    @property
+    def tile(self) -> int:
+        """Tile side in pixels: a multiple of ``size_multiple``, at least one multiple."""
+        return self._tile
+
+    @tile.setter
+    def tile(self, value: int) -> None:
+        m = self.size_multiple
+        if value < 1:
+            raise ValueError(f"tile must be a positive number of pixels, got {value}")
+        self._tile = max(m, value // m * m)
+
+    @property
+    def overlap(self) -> int:
+        """Tile overlap in pixels: a multiple of ``size_multiple``, at most ``tile - multiple``."""
+        m = self.size_multiple
+        wanted = self._tile // 8 if self._overlap is None else self._overlap
+        return min(-(-wanted // m) * m, self._tile - m)
+
+    @overlap.setter
+    def overlap(self, value: int | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError(f"tile overlap must be >= 0, got {value}")
+        self._overlap = value
+
+    def to(self, device: str | torch.device) -> Translator:
+        """Move the generator to ``device`` (``"auto"``: CUDA when available) and return ``self``."""
+        self.device = resolve_device(device)
+        self.generator.to(self.device)
+        return self
+
+    # ------------------------------------------------------------------ running
+
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.no_grad())
+            stack.enter_context(set_test_mode(self.generator, self.mode))
+            if self.precision == "bf16":
+                stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
+            if self.mode == "paper" and self.seed is not None:
+                cuda = [self.device] if self.device.type == "cuda" else []
+                stack.enter_context(torch.random.fork_rng(devices=cuda))
+                torch.manual_seed(self.seed)
+            yield
+
+    def _forward(self, x: Tensor) -> Tensor:
+        return self.generator(x).float()
+
+    def run(self, x: Tensor) -> Tensor:
+        """Generator output for model input ``x`` (B, in_channels, H, W), any H and W.
+
+        Returns float32 ``(B, out_channels, H, W)`` on the translator's device.
+        """
+        self.task.check_input(x, self.task_name)
+        x = x.to(self.device, torch.float32)
+        padded, box = pad_to_multiple(x, self.size_multiple)
+        with self._context():
+            if max(padded.shape[-2:]) > self.tile:
+                y = tiled_forward(
+                    self._forward,
+                    padded,
+                    tile=self.tile,
+                    overlap=self.overlap,
+                    multiple=self.size_multiple,
+                )
+            else:
+                y = self._forward(padded)
+        return crop(y, box)
+
+    def translate_batch(self, images: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` RGB in [0, 1] -> translated ``(B, 3, H, W)`` RGB in [0, 1] (CPU)."""
+        if images.ndim != 4:
+            raise ValueError(f"expected images (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
+        x = self.task.image_to_input(images.to(self.device, torch.float32))
+        out = self.run(x)
+        return self.task.output_to_image(x, out).clamp(0.0, 1.0).cpu()
+
+    def translate(self, image: Image.Image | Tensor | str | os.PathLike) -> Image.Image | Tensor:
+        """Translate one image: PIL or path -> PIL image; tensor in [0, 1] -> tensor."""
+        if isinstance(image, Tensor):
+            if image.ndim == 3:
+                return self.translate_batch(image[None])[0]
+            return self.translate_batch(image)
+        if isinstance(image, Image.Image):
+            tensor = pil_to_tensor(image)
+        elif isinstance(image, (str, os.PathLike)):
+            from i2i.data import read_image
+
+            tensor = read_image(image)
+        else:
+            raise TypeError(
+                f"translate() takes a PIL image, an image path or a (3, H, W) tensor in [0, 1]; "
+                f"got {type(image).__name__}"
+            )
+        return tensor_to_pil(self.translate_batch(tensor[None])[0])
+
+    __call__ = translate
+
+    def __repr__(self) -> str:
+        where = f" from {self.checkpoint}" if self.checkpoint else ""
+        return (
+            f"Translator(task={self.task_name!r}, generator={self.config.get('generator', '?')!r}"
+            f", mode={self.mode!r}, device={str(self.device)!r}{where})"
+        )
+
+
+def pil_to_tensor(image: Image.Image) -> Tensor:
+    """A PIL image as ``(3, H, W)`` float RGB in [0, 1] (alpha composited onto white).
+
+    >>> pil_to_tensor(Image.new("LA", (5, 4))).shape
+    torch.Size([3, 4, 5])
+    """
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def tensor_to_pil(image: Tensor) -> Image.Image:
+    """``(3, H, W)`` in [0, 1] -> an RGB PIL image (rounded to 8 bits).
+
+    >>> tensor_to_pil(torch.ones(3, 4, 5)).size
+    (5, 4)
+    """
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image (3, H, W) in [0, 1], got {tuple(image.shape)}")
+    array = (image.detach().float().clamp(0, 1).expand(3, -1, -1) * 255.0).round()
+    return Image.fromarray(array.to(torch.uint8).permute(1, 2, 0).cpu().numpy(), mode="RGB")
+
+
+def load(
+    checkpoint: str | os.PathLike,
+    *,
+    catalog: Catalog | None = None,
+    device: str | torch.device = "cpu",
+    mode: str | None = None,
+    precision: str = "fp32",
+    tile: int = DEFAULT_TILE,
+    overlap: int | None = None,
+    seed: int | None = 0,
+) -> Translator:
+    """A :class:`Translator` for a checkpoint folder, or a run folder (its latest checkpoint).
+
+    ``mode`` defaults to the checkpoint's recorded ``test_mode``. ``catalog`` defaults to that of
+    the installed plugins; the checkpoint's task must be registered in it.
+    """
+    from i2i.engine.checkpoint import CheckpointError, build_generator, load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, discriminator=False)
+    if catalog is None:
+        from i2i import catalog as default_catalog
+
+        catalog = default_catalog()
+    cfg = ckpt.config
+    task_name = cfg.get("task")
+    if not task_name:
+        raise CheckpointError(f"{ckpt.path}/config.json names no 'task'")
+    if task_name not in catalog.tasks:
+        raise CheckpointError(
+            f"Checkpoint {ckpt.path} was trained for task {task_name!r}, which no installed "
+            f"plugin registers (tasks: {', '.join(catalog.tasks.choices()) or 'none'}); "
+            "install the plugin that provides it"
+        )
+    task: Task = catalog.tasks.get(task_name).obj
+    for key in ("in_channels", "out_channels"):
+        if key in cfg and cfg[key] != getattr(task, key):
+            raise CheckpointError(
+                f"Checkpoint {ckpt.path} has {key}={cfg[key]} but task {task_name!r} now "
+                f"declares {getattr(task, key)}"
+            )
+    generator = build_generator(ckpt, catalog)
+    return Translator(
+        generator,
+        task,
+        config=cfg,
+        task_name=task_name,
+        mode=mode or cfg.get("test_mode") or "eval",
+        device=device,
+        precision=precision,
+        tile=tile,
+        overlap=overlap,
+        seed=seed,
+        checkpoint=ckpt.path,
+    )

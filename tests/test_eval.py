@@ -1,0 +1,242 @@
+"""`i2i eval`: metrics over a checkpoint or folders, JSON + HTML report, segmentation score."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from i2i import Task, hookimpl
+from i2i.catalog import Catalog
+from i2i.cli import build_cli
+from i2i.data import write_image
+from i2i.metrics.segmentation import CMP_FACADES_COLORS
+from i2i.plugins import make_plugin_manager
+from tests.test_translate import make_checkpoint
+
+FACADE = torch.tensor(CMP_FACADES_COLORS[1]) / 255.0
+
+
+class Identity(nn.Module):
+    size_multiple = 1
+
+    def forward(self, x):
+        return x
+
+
+class Facade(nn.Module):
+    """Paints everything in the 'facade' label colour."""
+
+    size_multiple = 1
+
+    def forward(self, x):
+        return (FACADE * 2 - 1).view(1, 3, 1, 1).expand(x.shape[0], 3, *x.shape[-2:])
+
+
+class TestPlugin:
+    __test__ = False  # not a test class for pytest
+
+    @hookimpl
+    def i2i_register_generators(self, register):
+        register("identity", lambda in_channels, out_channels, **kw: Identity(), size_multiple=1)
+        register(
+            "facade_painter", lambda in_channels, out_channels, **kw: Facade(), size_multiple=1
+        )
+
+    @hookimpl
+    def i2i_register_tasks(self, register):
+        register(
+            "photo2labels",
+            Task(
+                summary="photo -> labels",
+                in_channels=3,
+                out_channels=3,
+                layout="aligned",
+                direction="AtoB",
+            ),
+        )
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return Catalog.from_plugin_manager(
+        make_plugin_manager(load_entrypoints=False, plugins=(TestPlugin(),))
+    )
+
+
+@pytest.fixture(scope="module")
+def cli(cat):
+    return build_cli(cat.plugin_manager)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Three 64x64 A|B pairs: A = a random photo, B = a label map in the CMP colours."""
+    root = tmp_path_factory.mktemp("facades")
+    palette = torch.tensor(CMP_FACADES_COLORS).float() / 255.0
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        classes = (
+            torch.randint(0, 12, (4, 4), generator=g)
+            .repeat_interleave(16, 0)
+            .repeat_interleave(16, 1)
+        )
+        labels = palette[classes].permute(2, 0, 1)
+        photo = torch.rand(3, 64, 64, generator=g)
+        write_image(torch.cat([photo, labels], dim=2), root / "val" / f"{i + 1}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, cat) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("runs")
+    sizes = dict(load_size=64, crop_size=64)
+    out = {}
+    for name, task, gen in (
+        ("identity", "facades", "identity"),
+        ("painter", "facades", "facade_painter"),
+        ("segmenter", "photo2labels", "identity"),
+        ("unet", "facades", "unet_256"),
+    ):
+        kwargs = {"ngf": 4} if gen == "unet_256" else {}
+        make_checkpoint(
+            base / name, cat, task=task, generator=gen, generator_kwargs=kwargs, **sizes
+        )
+        out[name] = base / name
+    return out
+
+
+def _eval(cli, *args):
+    return CliRunner().invoke(cli, ["eval", *map(str, args), "--no-progress"])
+
+
+def test_eval_checkpoint_writes_json_and_html(cli, data, runs, tmp_path):
+    out = tmp_path / "report"
+    result = _eval(cli, "-c", runs["unet"], "--data", data, "--split", "val", "--out", out)
+    assert result.exit_code == 0, result.output
+    for key in ("l1", "psnr", "ssim"):
+        assert re.search(rf"^{key}\s+\d+\.\d{{4}}$", result.output, re.M), result.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["num_images"] == 3 and [r["name"] for r in record["images"]] == ["1", "2", "3"]
+    mean_l1 = sum(r["metrics"]["l1"] for r in record["images"]) / 3
+    assert record["metrics"]["l1"] == pytest.approx(mean_l1)
+    assert record["higher_is_better"] == {"l1": False, "psnr": True, "ssim": True}
+    page = (out / "index.html").read_text()
+    for row in record["images"]:
+        for column in ("input", "output", "target"):
+            rel = row["images"][column]
+            assert not Path(rel).is_absolute() and (out / rel).is_file()
+            assert f'src="{rel}"' in page
+
+
+def test_segmentation_score_through_the_command(cli, data, runs, tmp_path):
+    # identity labels -> "photo" is the label map itself; the identity segmenter then recovers
+    # the labels exactly
+    perfect = _eval(
+        cli, "-c", runs["identity"], "--data", data, "--segmenter", runs["segmenter"], "--json"
+    )
+    assert perfect.exit_code == 0, perfect.output
+    summary = json.loads(perfect.output.strip().splitlines()[-1])["metrics"]
+    assert summary["seg_pixel_acc"] == summary["seg_class_acc"] == summary["seg_class_iou"] == 1.0
+    assert {"l1", "psnr", "ssim"} <= set(summary)
+    # a generator that paints everything 'facade' scores the facade share of the labels
+    out = tmp_path / "painter"
+    painted = _eval(
+        cli,
+        "-c",
+        runs["painter"],
+        "--data",
+        data,
+        "--segmenter",
+        runs["segmenter"],
+        "--metrics",
+        "seg_score",
+        "--out",
+        out,
+    )
+    assert painted.exit_code == 0, painted.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert 0 < record["metrics"]["seg_pixel_acc"] < 0.3
+    assert record["seg_score_per_class"]["facade"]["acc"] == 1.0
+
+
+def test_eval_folders_and_refusals(cli, data, runs, tmp_path):
+    pred, target = tmp_path / "pred", tmp_path / "target"
+    for i in range(2):
+        img = torch.rand(3, 32, 48)
+        write_image(img, pred / f"{i}.png")
+        write_image(img, target / f"{i}.png")
+    out = tmp_path / "out"
+    result = _eval(cli, "--pred", pred, "--target", target, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.splitlines()[0])
+    assert summary["num_images"] == 2 and summary["metrics"]["l1"] == 0.0
+    assert summary["metrics"]["ssim"] == pytest.approx(1.0, abs=1e-4)
+    again = _eval(cli, "--pred", pred, "--target", target, "--out", out)
+    assert again.exit_code == 1 and "metrics.json already exists" in again.output
+    write_image(torch.rand(3, 32, 48), pred / "extra.png")
+    missing = _eval(cli, "--pred", pred, "--target", target)
+    assert missing.exit_code == 1 and "extra.png" in missing.output
+    seg = _eval(cli, "--pred", target, "--target", target, "--segmenter", runs["segmenter"])
+    assert seg.exit_code == 1 and "--input" in seg.output
+    bad = _eval(cli, "--pred", target, "--target", target, "--metrics", "psnr,ssmi")
+    assert bad.exit_code == 2 and "ssim" in bad.output
+    both = _eval(cli, "-c", runs["unet"], "--pred", pred, "--target", target)
+    assert both.exit_code == 2
+
+
+def _chromium() -> str | None:
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
+
+
+def _dump_dom(browser: str, page: Path, profile: Path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium with no network chatter."""
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+
+
+def test_report_page_opens_from_disk_in_a_browser(cli, data, runs, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        msg = "chromium not installed (apt-get install -y chromium)"
+        if os.environ.get("I2I_REQUIRE_BROWSER") == "1":
+            pytest.fail(msg + "; I2I_REQUIRE_BROWSER=1 makes this an error")
+        pytest.skip(msg)
+    out = tmp_path / "report dir"  # a space in the path, as users have
+    result = _eval(cli, "-c", runs["identity"], "--data", data, "--out", out)
+    assert result.exit_code == 0, result.output
+    dom = _dump_dom(browser, out / "index.html", tmp_path / "profile")
+    assert 'data-images-loaded="9/9"' in dom, dom[-2000:]
+    assert "all 9 images loaded" in dom
+    # and a page with a broken image is caught by the same check
+    (out / "images" / "00000_1_output.png").unlink()
+    dom = _dump_dom(browser, out / "index.html", tmp_path / "profile")
+    assert 'data-images-loaded="8/9"' in dom

@@ -1,0 +1,376 @@
+"""Inference: padding, tiling, test modes, the Translator API and `i2i translate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from torch import nn
+
+import i2i
+from i2i.catalog import Catalog
+from i2i.cli import build_cli
+from i2i.config import RunConfig
+from i2i.data import read_image, write_image
+from i2i.engine.checkpoint import save_checkpoint
+from i2i.inference import Translator, load, set_test_mode
+from i2i.inference.files import OutputError, plan_outputs
+from i2i.inference.padding import crop, pad_to_multiple
+from i2i.inference.tiling import tile_starts, tiled_forward
+from i2i.plugins import make_plugin_manager
+
+
+def make_checkpoint(
+    run_dir: Path,
+    catalog: Catalog,
+    *,
+    task: str = "facades",
+    generator: str = "unet_256",
+    generator_kwargs: dict | None = None,
+    test_mode: str = "eval",
+    seed: int = 0,
+    **config,
+) -> Path:
+    """Save a freshly initialised generator as a checkpoint of ``run_dir`` (nothing trained)."""
+    kwargs = {"ngf": 4} if generator_kwargs is None else generator_kwargs
+    cfg = RunConfig(
+        task=task, generator=generator, generator_kwargs=kwargs, test_mode=test_mode, **config
+    ).to_dict()
+    t = catalog.tasks.get(task).obj
+    torch.manual_seed(seed)
+    net = catalog.generators.get(generator).build(
+        in_channels=t.in_channels, out_channels=t.out_channels, norm=cfg["norm"], **kwargs
+    )
+    with torch.no_grad():  # non-trivial running statistics, so eval and paper modes differ
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return save_checkpoint(
+        run_dir,
+        step=1,
+        epoch=0,
+        config=cfg,
+        generator_state=net.state_dict(),
+        discriminator_state=None,
+        extra={
+            "in_channels": t.in_channels,
+            "out_channels": t.out_channels,
+            "size_multiple": net.size_multiple,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def module_catalog():
+    return Catalog.from_plugin_manager(make_plugin_manager(load_entrypoints=False))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, module_catalog) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    make_checkpoint(run, module_catalog, test_mode="eval")
+    return run
+
+
+def conv_net() -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 3, 3, padding=1),
+        nn.Tanh(),
+    )
+    return net.eval()
+
+
+# ------------------------------------------------------------------ padding
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 70), w=st.integers(1, 70), multiple=st.sampled_from([1, 4, 16, 64, 256]))
+def test_pad_to_multiple_then_crop_is_identity(h, w, multiple):
+    x = torch.rand(1, 2, h, w)
+    padded, box = pad_to_multiple(x, multiple)
+    assert padded.shape[-2] % multiple == 0 and padded.shape[-1] % multiple == 0
+    assert padded.shape[-2] >= h and padded.shape[-1] >= w
+    assert torch.equal(crop(padded, box), x)
+    # the padding only repeats values of the image (reflection or replication)
+    assert set(padded.unique().tolist()) <= set(x.unique().tolist())
+
+
+def test_pad_reflects_like_a_mirror():
+    x = torch.arange(4.0).view(1, 1, 1, 4)
+    padded, _ = pad_to_multiple(x, 8)
+    assert padded[0, 0, 0].tolist() == [2.0, 1.0, 0.0, 1.0, 2.0, 3.0, 2.0, 1.0]
+
+
+# ------------------------------------------------------------------ tiling
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    units=st.integers(1, 40),
+    tile_units=st.integers(2, 8),
+    overlap_units=st.integers(0, 7),
+    multiple=st.sampled_from([1, 8, 256]),
+)
+def test_tile_starts_cover_with_enough_overlap(units, tile_units, overlap_units, multiple):
+    length, tile = units * multiple, tile_units * multiple
+    overlap = min(overlap_units, tile_units - 1) * multiple
+    starts = tile_starts(length, tile, overlap, multiple)
+    assert starts[0] == 0 and all(s % multiple == 0 for s in starts)
+    assert starts[-1] + min(tile, length) == length
+    for a, b in zip(starts, starts[1:], strict=False):
+        assert 0 < b - a <= tile - overlap  # consecutive tiles overlap by >= overlap
+
+
+def test_tiled_output_matches_untiled_for_a_conv_net():
+    net = conv_net()
+    x = torch.rand(1, 3, 96, 160) * 2 - 1
+    with torch.no_grad():
+        full = net(x)
+        blended = tiled_forward(net, x, tile=32, overlap=16)
+        seams = tiled_forward(net, x, tile=32, overlap=0)
+    assert blended.shape == full.shape
+    assert (blended - full).abs().max() < 0.01
+    assert (seams - full).abs().max() > 0.05  # without overlap the tile borders show
+
+
+def test_tiled_path_only_runs_tiles_through_the_network():
+    seen = []
+
+    def fn(t):
+        seen.append(tuple(t.shape[-2:]))
+        return t
+
+    x = torch.rand(1, 3, 256, 512)
+    out = tiled_forward(fn, x, tile=64, overlap=16, multiple=16)
+    assert torch.allclose(out, x, atol=1e-6)
+    assert set(seen) == {(64, 64)} and len(seen) >= 4 * 8
+
+
+def test_translator_tiles_large_inputs_and_keeps_the_size():
+    net = conv_net()
+    task = i2i.Task(summary="t", in_channels=3, out_channels=3, layout="aligned")
+    tiled = Translator(net, task, mode="eval", tile=64, overlap=16)
+    whole = Translator(net, task, mode="eval", tile=4096)
+    img = torch.rand(3, 150, 230)
+    a, b = tiled.translate(img), whole.translate(img)
+    assert a.shape == img.shape
+    assert (a - b).abs().max() < 0.01
+
+
+# ------------------------------------------------------------------ modes
+
+
+def test_paper_mode_uses_batch_statistics_and_leaves_running_stats_alone(run_dir, module_catalog):
+    tr = load(run_dir, catalog=module_catalog)
+    assert tr.mode == "eval"
+    before = {k: v.clone() for k, v in tr.generator.state_dict().items()}
+    img = torch.rand(3, 64, 64)
+    eval_out = tr.translate(img)
+    assert torch.equal(eval_out, tr.translate(img))  # eval: deterministic
+    tr.mode = "paper"
+    paper_a, paper_b = tr.translate(img), tr.translate(img)
+    assert torch.equal(paper_a, paper_b)  # paper mode with a fixed seed: reproducible
+    assert (paper_a - eval_out).abs().max() > 1e-3
+    tr.seed = 1
+    assert not torch.equal(tr.translate(img), paper_a)  # another dropout draw
+    after = tr.generator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_set_test_mode_flags():
+    net = nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1), nn.Dropout(0.5))
+    net.eval()
+    with set_test_mode(net, "paper"):
+        assert [m.training for m in net] == [False, True, True]
+        assert not net[1].track_running_stats
+    assert [m.training for m in net] == [False, False, False]
+    assert net[1].track_running_stats
+    with pytest.raises(ValueError, match="paper, eval"), set_test_mode(net, "train"):
+        pass
+
+
+# ------------------------------------------------------------------ the Python API
+
+
+def test_load_from_run_or_checkpoint_folder(run_dir, module_catalog):
+    tr = load(run_dir, catalog=module_catalog)
+    ckpt_dir = tr.checkpoint
+    assert ckpt_dir.parent.name == "checkpoints"
+    again = load(ckpt_dir, catalog=module_catalog)
+    assert again.task_name == "facades" and again.config["generator"] == "unet_256"
+    assert again.size_multiple == 256
+
+
+@pytest.mark.parametrize("size", [(512, 512), (300, 400), (384, 640), (5, 3)])
+def test_outputs_have_the_input_size(run_dir, module_catalog, size):
+    tr = load(run_dir, catalog=module_catalog)
+    out = tr.translate(torch.rand(3, *size))
+    assert out.shape == (3, *size) and out.min() >= 0 and out.max() <= 1
+
+
+def test_translate_accepts_pil_paths_and_tensors(run_dir, module_catalog, tmp_path):
+    tr = i2i.inference.load(run_dir, catalog=module_catalog)
+    img = torch.rand(3, 40, 56)
+    path = write_image(img, tmp_path / "x.png")
+    from_path = tr.translate(path)
+    from_pil = tr.translate(Image.open(path))
+    from_tensor = tr.translate(read_image(path))
+    assert isinstance(from_path, Image.Image) and from_path.size == (56, 40)
+    assert isinstance(from_pil, Image.Image)
+    assert from_tensor.shape == (3, 40, 56)
+    assert np.array_equal(np.asarray(from_path), np.asarray(from_pil))
+    batch = tr.translate(torch.stack([img, img]))
+    assert batch.shape == (2, 3, 40, 56)
+    with pytest.raises(TypeError, match="PIL image"):
+        tr.translate(42)
+
+
+def test_bf16_precision_is_close_to_fp32(run_dir, module_catalog):
+    tr = load(run_dir, catalog=module_catalog)
+    img = torch.rand(3, 64, 64)
+    fp32 = tr.translate(img)
+    tr.precision = "bf16"
+    assert tr.precision == "bf16"
+    bf16 = tr.translate(img)
+    assert (fp32 - bf16).abs().mean() < 0.05
+
+
+def test_unknown_task_in_checkpoint_is_a_clear_error(tmp_path, module_catalog):
+    class P:
+        @i2i.hookimpl
+        def i2i_register_tasks(self, register):
+            register(
+                "only_here", i2i.Task(summary="x", in_channels=3, out_channels=3, layout="aligned")
+            )
+
+    cat = Catalog.from_plugin_manager(make_plugin_manager(load_entrypoints=False, plugins=(P(),)))
+    make_checkpoint(tmp_path, cat, task="only_here")
+    with pytest.raises(Exception, match="only_here.*no installed plugin"):
+        load(tmp_path, catalog=module_catalog)
+
+
+# ------------------------------------------------------------------ the command
+
+
+@pytest.fixture
+def cli(pm):
+    return build_cli(pm)
+
+
+def _write_inputs(folder: Path) -> dict[str, tuple[int, int]]:
+    sizes = {"a": (64, 64), "b": (64, 64), "c": (40, 72)}
+    for name, (h, w) in sizes.items():
+        write_image(torch.rand(3, h, w), folder / f"{name}.jpg")
+    return sizes
+
+
+def test_translate_command_files_folders_and_globs(cli, run_dir, tmp_path):
+    src = tmp_path / "in"
+    sizes = _write_inputs(src)
+    write_image(torch.rand(3, 24, 24), tmp_path / "single.png")
+    out = tmp_path / "out"
+    args = [
+        "translate",
+        "-c",
+        str(run_dir),
+        str(src / "a.jpg"),
+        str(src / "[bc].jpg"),
+        str(tmp_path / "single.png"),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--batch-size",
+        "2",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "single.png"]
+    for name, (h, w) in sizes.items():
+        assert Image.open(out / f"{name}.png").size == (w, h)
+    # a folder input gives the same images
+    out2 = tmp_path / "out2"
+    result = CliRunner().invoke(
+        cli, ["translate", "-c", str(run_dir), str(src), "-o", str(out2), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    for name in sizes:  # eval mode: batching does not change the results
+        assert torch.equal(read_image(out / f"{name}.png"), read_image(out2 / f"{name}.png"))
+
+
+def test_translate_never_overwrites_without_the_flag(cli, run_dir, tmp_path):
+    src = tmp_path / "in"
+    _write_inputs(src)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.png").write_bytes(b"keep me")
+    args = ["translate", "-c", str(run_dir), str(src), "-o", str(out), "--no-progress"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "b.png" in result.output and "--overwrite" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["b.png"]  # nothing else was written
+    assert (out / "b.png").read_bytes() == b"keep me"
+    result = CliRunner().invoke(cli, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out / "b.png").size == (64, 64)
+
+
+def test_translate_refuses_clashing_stems_and_missing_inputs(cli, run_dir, tmp_path):
+    write_image(torch.rand(3, 8, 8), tmp_path / "x" / "same.png")
+    write_image(torch.rand(3, 8, 8), tmp_path / "y" / "same.jpg")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        ["translate", "-c", str(run_dir), str(tmp_path / "x"), str(tmp_path / "y"), "-o", str(out)],
+    )
+    assert result.exit_code == 1 and "same.png" in result.output and "same.jpg" in result.output
+    assert not out.exists() or not any(out.iterdir())
+    result = CliRunner().invoke(
+        cli, ["translate", "-c", str(run_dir), str(tmp_path / "nope*.png"), "-o", str(out)]
+    )
+    assert result.exit_code == 1 and "matches no files" in result.output
+
+
+def test_outputs_stay_inside_the_output_folder(tmp_path):
+    pairs = plan_outputs([tmp_path / "a" / "x.png", Path("../../y.jpg")], tmp_path / "out")
+    for _, dst in pairs:
+        assert dst.resolve().parent == (tmp_path / "out").resolve()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(OutputError, match="not a folder"):
+        plan_outputs([tmp_path / "x.png"], tmp_path / "f")
+
+
+def test_translate_mode_option(cli, run_dir, tmp_path):
+    write_image(torch.rand(3, 32, 32), tmp_path / "in" / "p.png")
+    outs = {}
+    for mode in ("eval", "paper"):
+        out = tmp_path / mode
+        result = CliRunner().invoke(
+            cli,
+            [
+                "translate",
+                "-c",
+                str(run_dir),
+                str(tmp_path / "in"),
+                "-o",
+                str(out),
+                "--mode",
+                mode,
+                "--no-progress",
+            ],
+        )
+        assert result.exit_code == 0 and f"({mode} mode)" in result.output
+        outs[mode] = read_image(out / "p.png")
+    assert not torch.equal(outs["eval"], outs["paper"])
