@@ -1,0 +1,1 @@
+"""Speed, memory and quality benchmarks of i2i (never timed tests); see benchmarks/README.md."""

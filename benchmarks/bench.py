@@ -1,0 +1,251 @@
+"""Speed benchmark of i2i against the official pix2pix way of training, in one table.
+
+Run from the repository root::
+
+    python -m benchmarks.bench                 # every row (about 4 minutes on 2 cores)
+    python -m benchmarks.bench --quick         # smoke run: fewer repetitions
+    python -m benchmarks.bench --rows train256_b1,infer256_b8 --json out.json
+    python -m benchmarks.bench --quality       # fp32 vs default training quality
+    python -m benchmarks.bench --profile train256_b1
+
+Every row times the reference path and i2i's paths interleaved, repetition by repetition,
+each in its own worker process, and reports medians after warm-up; see
+:mod:`benchmarks.setups` for the paths and benchmarks/README.md for the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import fnmatch
+import json
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python benchmarks/bench.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.data_rate import data_images_per_second, default_workers, facades_dataset
+from benchmarks.machine import conv_peaks, describe_machine, load_average
+from benchmarks.rows import DEFAULT_ROWS, RowResult, RowSpec, measure_row
+from benchmarks.setups import (
+    REFERENCE,
+    PathSettings,
+    engine_defaults,
+    proposed_inference,
+    proposed_training,
+    translator_defaults,
+)
+
+MIB = 1 << 20
+
+
+def data_root() -> Path:
+    """``$I2I_DATA`` or ``../shared/data`` beside the repository (as the tests find it)."""
+    repo = Path(__file__).resolve().parent.parent
+    return Path(os.environ.get("I2I_DATA", repo.parent / "shared" / "data"))
+
+
+def select_rows(patterns: str | None, rows: tuple[RowSpec, ...] = DEFAULT_ROWS) -> list[RowSpec]:
+    """Rows whose names match any comma-separated pattern (shell wildcards); all when None.
+
+    >>> [r.name for r in select_rows("infer*")]
+    ['infer256_b1', 'infer256_b8']
+    """
+    if not patterns:
+        return list(rows)
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    chosen = [r for r in rows if any(fnmatch.fnmatch(r.name, p) for p in wanted)]
+    if not chosen:
+        names = ", ".join(r.name for r in rows)
+        raise SystemExit(f"--rows {patterns!r} matches no row; rows are: {names}")
+    return chosen
+
+
+def reps_for(spec: RowSpec, quick: bool, reps: int | None) -> tuple[int, int]:
+    """(repetitions, warm-up calls) for a row: more for cheap rows, fewer with ``--quick``.
+
+    >>> reps_for(DEFAULT_ROWS[0], quick=False, reps=None)
+    (9, 2)
+    >>> reps_for(DEFAULT_ROWS[0], quick=True, reps=None)
+    (2, 1)
+    """
+    if reps is not None:
+        return reps, 1
+    if quick:
+        return 2, 1
+    return (9, 2) if spec.setup.batch == 1 else (5, 1)
+
+
+def _fmt_mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / MIB:.0f}"
+
+
+def paths_for(spec: RowSpec) -> dict[str, PathSettings]:
+    """``reference``, ``i2i`` (the defaults) and ``i2i+`` (proposals) where it differs.
+
+    >>> sorted(paths_for(DEFAULT_ROWS[0]))
+    ['i2i', 'i2i+', 'reference']
+    """
+    if spec.kind == "train":
+        default, proposed = engine_defaults(), proposed_training()
+    else:
+        default, proposed = translator_defaults(), proposed_inference()
+    paths = {"reference": REFERENCE, "i2i": default}
+    if dataclasses.replace(proposed, name=default.name) != default:
+        paths["i2i+"] = proposed
+    return paths
+
+
+def fastest_training(results: list[RowResult]) -> tuple[str, float] | None:
+    """The highest training images/s of any non-reference path at 256 px, with its label."""
+    best = None
+    for r in results:
+        if r.spec.kind != "train" or r.spec.setup.size != 256:
+            continue
+        for name, p in r.paths.items():
+            if name != "reference" and (best is None or p.images_per_s > best[1]):
+                best = (f"{r.spec.label()}, {name}", p.images_per_s)
+    return best
+
+
+TABLE_HEAD = (
+    "| row | path | ref img/s | path img/s | speedup | GFLOP/img | ref GFLOP/s (% fp32 peak) "
+    "| path GFLOP/s (% own peak) | ref peak MiB | path peak MiB |"
+)
+
+
+def format_table(
+    results: list[RowResult], peaks: dict[str, float], *, reference: str = "reference"
+) -> str:
+    """The Markdown table: one line per row and non-reference path, each against the reference."""
+    lines = [TABLE_HEAD, "|" + "---|" * 10]
+    for r in results:
+        ref = r.paths[reference]
+        for name, new in r.paths.items():
+            if name == reference:
+                continue
+
+            def pct(gf: float, peak: float | None) -> str:
+                return f"{gf:.0f} ({100 * gf / peak:.0f}%)" if peak else f"{gf:.0f}"
+
+            lines.append(
+                f"| {r.spec.label()} | {name} | {ref.images_per_s:.2f} | {new.images_per_s:.2f} "
+                f"| {r.speedup(name, reference):.2f}x | {r.flops / r.spec.setup.batch / 1e9:.1f} "
+                f"| {pct(r.gflops(reference), peaks.get(ref.settings.precision))} "
+                f"| {pct(r.gflops(name), peaks.get(new.settings.precision))} "
+                f"| {_fmt_mb(ref.peak_bytes)} | {_fmt_mb(new.peak_bytes)} |"
+            )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
+    p.add_argument("--rows", help="comma-separated row names or wildcards (default: all)")
+    p.add_argument("--reps", type=int, help="timed repetitions per row (overrides the default)")
+    p.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every path in this process: no isolation (i2i+'s heap setting then applies "
+        "to the paths after it), no memory figures",
+    )
+    p.add_argument("--no-data", action="store_true", help="skip the data pipeline measurement")
+    p.add_argument("--quality", action="store_true", help="run the quality comparison instead")
+    p.add_argument("--quality-steps", type=int, default=400, help="training steps per quality run")
+    p.add_argument("--quality-seeds", type=int, default=2, help="fp32 seeds in the quality run")
+    p.add_argument("--profile", metavar="ROW", help="print torch.profiler top ops of a row's paths")
+    return p
+
+
+def run_speed(args: argparse.Namespace, out=print) -> dict:
+    """The speed table: peaks, rows, data pipeline; returns everything as a dict."""
+    specs = select_rows(args.rows)
+    started = dt.datetime.now()
+    out(f"# i2i benchmark, {started:%Y-%m-%d %H:%M}")
+    out(f"machine: {describe_machine()}; load average at start {load_average()}")
+    out(f"reference:        {REFERENCE.describe()}")
+    for kind, default, proposed in (
+        ("train", engine_defaults(), proposed_training()),
+        ("infer", translator_defaults(), proposed_inference()),
+    ):
+        out(f"i2i  ({kind}): {default.describe()}")
+        out(f"i2i+ ({kind}): {proposed.describe()}")
+    peaks = conv_peaks(reps=2 if args.quick else 5)
+    out(
+        f"conv peak (3x3, 512->512 ch, 8x32x32, forward): fp32 {peaks['fp32']:.0f} GFLOP/s "
+        f"(NCHW {peaks['fp32_nchw']:.0f}, channels_last {peaks['fp32_channels_last']:.0f}), "
+        f"bf16 channels_last {peaks['bf16']:.0f} GFLOP/s = {peaks['bf16'] / peaks['fp32']:.2f}x fp32"
+    )
+    results = []
+    for spec in specs:
+        reps, warmup = reps_for(spec, args.quick, args.reps)
+        out(f"  measuring {spec.name} ({reps} reps after {warmup} warm-up) ...")
+        results.append(
+            measure_row(
+                spec, paths_for(spec), reps=reps, warmup=warmup, isolate=not args.in_process
+            )
+        )
+    report = {
+        "date": f"{started:%Y-%m-%d}",
+        "machine": describe_machine(),
+        "load_average": load_average(),
+        "peaks_gflops": peaks,
+        "rows": [r.to_dict() for r in results],
+    }
+    out("")
+    out(format_table(results, peaks))
+    if not args.no_data:
+        root = data_root()
+        try:
+            dataset = facades_dataset(root)
+        except FileNotFoundError as exc:
+            out(f"\ndata pipeline: skipped ({exc})")
+        else:
+            rate = data_images_per_second(dataset, batches=40 if args.quick else 200)
+            line = (
+                f"\ndata pipeline alone (facades train files, 286 -> 256 crops with flips, "
+                f"{default_workers()} workers, batch 1): {rate:.0f} images/s"
+            )
+            report["data_images_per_s"] = rate
+            fastest = fastest_training(results)
+            if fastest is not None:
+                label, train_rate = fastest
+                ratio = rate / train_rate
+                line += (
+                    f" = {ratio:.0f}x the fastest training rate measured at 256 px "
+                    f"({train_rate:.2f} images/s, {label})"
+                )
+                report["data_to_train_ratio"] = ratio
+            out(line)
+    out(f"\nload average at end {load_average()}")
+    report["load_average_end"] = load_average()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quality:
+        from benchmarks.quality import run_quality
+
+        report = run_quality(
+            data_root(), steps=args.quality_steps, fp32_seeds=args.quality_seeds, quick=args.quick
+        )
+    elif args.profile:
+        from benchmarks.profiling import run_profile
+
+        report = run_profile(select_rows(args.profile))
+    else:
+        report = run_speed(args)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

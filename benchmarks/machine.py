@@ -1,0 +1,89 @@
+"""What the machine can do: its measured convolution peak, and a one-line description of it.
+
+The peak is a large 3x3 convolution (batch 8, 512 -> 512 channels, 32 x 32, the best of the
+shapes tried on this machine) run forward without grad: in fp32 NCHW, in fp32 channels_last,
+and in bf16 channels_last with input and weight already bf16 (the kernel alone), timed
+interleaved like every other row. ``fp32`` is the better of the two fp32 layouts. Each path's
+achieved GFLOP/s is reported as a fraction of the peak of its own precision.
+
+>>> p = conv_peaks(reps=1, warmup=0, batch=1, channels=8, size=8)
+>>> sorted(p)
+['bf16', 'fp32', 'fp32_channels_last', 'fp32_nchw']
+>>> "torch" in describe_machine()
+True
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.harness import count_flops, interleaved, median
+
+
+def conv_peaks(
+    *, reps: int = 5, warmup: int = 1, batch: int = 8, channels: int = 512, size: int = 32
+) -> dict[str, float]:
+    """Measured GFLOP/s of a large conv (medians): ``fp32_nchw``, ``fp32_channels_last``,
+    ``fp32`` (the better of those two) and ``bf16``."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, size, size, generator=gen)
+    w = torch.randn(channels, channels, 3, 3, generator=gen) * 0.02
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    w_cl = w.contiguous(memory_format=torch.channels_last)
+    x_bf, w_bf = x_cl.bfloat16(), w_cl.bfloat16()
+
+    def conv(a, b):
+        def run() -> None:
+            with torch.no_grad():
+                F.conv2d(a, b, padding=1)
+
+        return run
+
+    fns = {
+        "fp32_nchw": conv(x, w),
+        "fp32_channels_last": conv(x_cl, w_cl),
+        "bf16": conv(x_bf, w_bf),
+    }
+    flops = count_flops(fns["fp32_nchw"])
+    times = interleaved(fns, reps=reps, warmup=warmup)
+    peaks = {k: flops / median(v) / 1e9 for k, v in times.items()}
+    peaks["fp32"] = max(peaks["fp32_nchw"], peaks["fp32_channels_last"])
+    return peaks
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``), or what ``platform`` knows."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_machine() -> str:
+    """``<cpu>, <n> cores, torch <version>, <threads> threads[, <gpu>]``."""
+    parts = [
+        cpu_model(),
+        f"{os.cpu_count()} cores",
+        f"torch {torch.__version__}",
+        f"{torch.get_num_threads()} threads",
+    ]
+    if torch.cuda.is_available():
+        parts.append(torch.cuda.get_device_name(0))
+    return ", ".join(parts)
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, for the record (``n/a`` where unknown)."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"

@@ -1,0 +1,295 @@
+"""The paths every row compares, built from i2i's own code.
+
+- ``reference``: what the official pix2pix code does: the same networks in fp32, NCHW, eager,
+  ``torch.optim.Adam(foreach=True)``, no compile, denormals left alone, PyTorch's stock layers
+  (i2i's model speedups switched off, see :func:`i2i.models.layers.set_speedups`).
+- ``i2i``: what i2i does by default. Training: the engine's
+  :class:`~i2i.engine.step.Pix2PixStep` and ``make_adam`` with the precision, memory format and
+  compile setting a default :class:`~i2i.config.RunConfig` resolves to on this device, and
+  flush-denormal (``i2i run`` sets it). Inference: i2i's
+  :class:`~i2i.inference.translator.Translator` with its default precision.
+- ``i2i+``: the default plus the changes of :mod:`benchmarks.proposals` and the settings that
+  measured faster here but are not the default yet (shown only where it differs from ``i2i``).
+
+Training paths share the step and the objective; inference runs the generator in eval mode.
+
+>>> s = TrainSetup(size=32, num_downs=5, ngf=4, ndf=4)
+>>> train_step_fn(s, REFERENCE, seed=0)()
+>>> inference_fn(s, translator_defaults(), seed=0)()
+>>> REFERENCE.precision, REFERENCE.channels_last
+('fp32', False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from i2i import catalog as default_catalog
+from i2i.config import RunConfig
+from i2i.engine.build import discriminator_in_channels
+from i2i.engine.devices import autocast, fused_adam_supported, make_adam, resolve_precision
+from i2i.engine.step import Pix2PixStep
+from i2i.losses import Objective
+from i2i.models import UNetGenerator
+from i2i.models.layers import set_speedups
+
+DEVICE = torch.device("cpu")
+PAPER_OBJECTIVE = {"gan": 1.0, "l1": 100.0}
+LR, BETAS = 2e-4, (0.5, 0.999)
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    """How one path runs the same networks."""
+
+    name: str
+    precision: str  # fp32 | bf16 | fp16
+    channels_last: bool
+    fused_adam: bool
+    compile: bool
+    flush_denormal: bool
+    speedups: bool = True  # i2i's model speedups (GEMM for tiny convs, dense skip grads)
+    keep_heap: bool = False  # benchmarks.proposals.keep_heap
+    flat_adam: bool = False  # benchmarks.proposals.FlatFusedAdam
+    translator: bool = False  # inference through i2i's Translator
+
+    def describe(self) -> str:
+        """One line for the table's legend.
+
+        >>> REFERENCE.describe()
+        'fp32, NCHW, foreach Adam, eager, stock layers'
+        """
+        parts = [
+            self.precision if self.precision == "fp32" else f"{self.precision} autocast",
+            "channels_last" if self.channels_last else "NCHW",
+        ]
+        if not self.translator:
+            adam = "fused" if self.fused_adam else "foreach"
+            parts.append(f"{adam} Adam" + (" on flat views" if self.flat_adam else ""))
+        parts.append("torch.compile" if self.compile else "eager")
+        if self.flush_denormal:
+            parts.append("flush-denormal")
+        parts.append("i2i model speedups" if self.speedups else "stock layers")
+        if self.keep_heap:
+            parts.append("glibc heap kept")
+        if self.translator:
+            parts.append("through Translator.run")
+        return ", ".join(parts)
+
+
+REFERENCE = PathSettings(
+    "reference",
+    precision="fp32",
+    channels_last=False,
+    fused_adam=False,
+    compile=False,
+    flush_denormal=False,
+    speedups=False,
+)
+
+
+def engine_defaults(device: torch.device = DEVICE) -> PathSettings:
+    """Training as a default ``RunConfig`` resolves on ``device`` (what ``i2i run`` does)."""
+    cfg = RunConfig(task="facades")
+    return PathSettings(
+        "i2i",
+        precision=resolve_precision(cfg.precision, device),
+        channels_last=bool(cfg.channels_last),
+        fused_adam=fused_adam_supported(device.type),
+        compile=bool(cfg.compile),
+        flush_denormal=device.type == "cpu",
+    )
+
+
+def proposed_training(device: torch.device = DEVICE) -> PathSettings:
+    """The engine's defaults plus what measured faster here: channels_last, flat fused Adam,
+    the glibc heap kept (bf16 where the CPU has it)."""
+    base = engine_defaults(device)
+    return dataclasses.replace(
+        base,
+        name="i2i+",
+        channels_last=True,
+        flat_adam=base.fused_adam,
+        keep_heap=device.type == "cpu",
+    )
+
+
+def translator_defaults(device: torch.device = DEVICE) -> PathSettings:
+    """Inference as i2i's Translator runs it by default (``i2i translate``: precision auto)."""
+    from i2i.inference.translator import resolve_precision as translator_precision
+
+    return PathSettings(
+        "i2i",
+        precision=translator_precision("auto", device),
+        channels_last=False,
+        fused_adam=False,
+        compile=False,
+        flush_denormal=False,
+        translator=True,
+    )
+
+
+def proposed_inference(device: torch.device = DEVICE) -> PathSettings:
+    """The Translator with bf16 autocast (where the engine's precision ``auto`` picks bf16),
+    a channels_last generator, flush-denormal and the glibc heap kept."""
+    return dataclasses.replace(
+        translator_defaults(device),
+        name="i2i+",
+        precision=resolve_precision("auto", device),
+        channels_last=True,
+        flush_denormal=device.type == "cpu",
+        keep_heap=device.type == "cpu",
+    )
+
+
+def enter_path(settings: PathSettings) -> None:
+    """Apply the process-wide settings of a path (once per worker process, or before each
+    call when paths share a process; ``keep_heap`` cannot be undone there)."""
+    torch.set_flush_denormal(settings.flush_denormal)
+    if settings.keep_heap:
+        from benchmarks.proposals import keep_heap
+
+        keep_heap()
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """One network configuration: the facades setup by default (U-Net 256 + PatchGAN 70)."""
+
+    generator: str = "unet_256"
+    discriminator: str = "patch70"
+    size: int = 256
+    batch: int = 1
+    ngf: int = 64
+    ndf: int = 64
+    norm: str = "batch"
+    in_channels: int = 3
+    out_channels: int = 3
+    num_downs: int | None = None  # tiny test networks: a UNetGenerator with this many levels
+
+    def replace(self, **changes: object) -> TrainSetup:
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+
+def build_networks(
+    setup: TrainSetup, seed: int = 0, *, speedups: bool = True
+) -> tuple[nn.Module, nn.Module]:
+    """The generator and the conditional discriminator of ``setup``, seeded.
+
+    ``speedups=False`` switches i2i's model speedups off (GEMM for tiny convolutions, dense
+    skip gradients): the networks then run PyTorch's stock operations, as the official code.
+    """
+    cat = default_catalog()
+    torch.manual_seed(seed)
+    options = {"ngf": setup.ngf, "norm": setup.norm}
+    if setup.num_downs is not None:
+        gen = UNetGenerator(
+            setup.in_channels, setup.out_channels, num_downs=setup.num_downs, **options
+        )
+    else:
+        gen = cat.generators.get(setup.generator).build(
+            in_channels=setup.in_channels, out_channels=setup.out_channels, **options
+        )
+    d_in = discriminator_in_channels(setup.in_channels, setup.out_channels, conditional=True)
+    disc = cat.discriminators.get(setup.discriminator).build(
+        in_channels=d_in, ndf=setup.ndf, norm=setup.norm
+    )
+    set_speedups(gen, speedups)
+    set_speedups(disc, speedups)
+    return gen, disc
+
+
+def build_adam(params, settings: PathSettings) -> torch.optim.Adam:
+    """The paper's Adam: foreach (reference), the engine's ``make_adam``, or the flat fused one."""
+    if not settings.fused_adam:
+        return torch.optim.Adam(params, lr=LR, betas=BETAS, foreach=True)
+    if settings.flat_adam:
+        from benchmarks.proposals import FlatFusedAdam
+
+        return FlatFusedAdam(params, lr=LR, betas=BETAS, fused=True)
+    return make_adam(params, lr=LR, betas=BETAS, device=DEVICE)
+
+
+def synthetic_batch(setup: TrainSetup, seed: int = 0) -> dict[str, Tensor]:
+    """A batch ``{"input", "target"}`` of uniform noise in [-1, 1] (NCHW, as a DataLoader gives)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (setup.batch, setup.in_channels, setup.size, setup.size)
+    x = torch.rand(shape, generator=g) * 2 - 1
+    y = torch.rand((setup.batch, setup.out_channels, setup.size, setup.size), generator=g) * 2 - 1
+    return {"input": x, "target": y}
+
+
+def _memory_format(settings: PathSettings) -> torch.memory_format:
+    return torch.channels_last if settings.channels_last else torch.preserve_format
+
+
+def build_train_step(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Pix2PixStep:
+    """The engine's pix2pix step for ``setup`` run the way ``settings`` says."""
+    gen, disc = build_networks(setup, seed, speedups=settings.speedups)
+    fmt = _memory_format(settings)
+    gen, disc = gen.to(DEVICE, memory_format=fmt), disc.to(DEVICE, memory_format=fmt)
+    objective = Objective.from_weights(PAPER_OBJECTIVE, default_catalog().losses).to(DEVICE)
+    step = Pix2PixStep(
+        gen,
+        disc,
+        objective,
+        build_adam(gen.parameters(), settings),
+        build_adam(disc.parameters(), settings),
+        conditional=True,
+        device=DEVICE,
+        precision=settings.precision,
+        channels_last=settings.channels_last,
+    )
+    if settings.compile:
+        step.wrap(generator=torch.compile(gen), discriminator=torch.compile(disc))
+    return step
+
+
+def train_step_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Callable[[], None]:
+    """A no-argument callable running one training step on a fixed synthetic batch."""
+    step = build_train_step(setup, settings, seed)
+    batch = synthetic_batch(setup, seed)
+
+    def run() -> None:
+        step.train_step(batch)
+
+    return run
+
+
+def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Callable[[], None]:
+    """A no-argument callable: the generator in eval mode on a fixed batch, without grad.
+
+    With ``settings.translator`` the batch goes through ``Translator.run`` (i2i's own
+    inference, with its padding check and test-mode handling); otherwise straight into the
+    generator, as the official test script does.
+    """
+    gen, _ = build_networks(setup, seed, speedups=settings.speedups)
+    gen = gen.to(DEVICE, memory_format=_memory_format(settings)).eval()
+    for p in gen.parameters():
+        p.requires_grad_(False)
+    x = synthetic_batch(setup, seed)["input"]
+    if settings.translator:
+        from i2i.inference.translator import Translator
+
+        task = default_catalog().tasks.get("facades").obj
+        translator = Translator(gen, task, mode="eval", precision=settings.precision)
+        if settings.compile:
+            translator.generator = torch.compile(gen)
+
+        def run_translator() -> None:
+            translator.run(x)
+
+        return run_translator
+    net = torch.compile(gen) if settings.compile else gen
+
+    def run() -> None:
+        with torch.no_grad(), autocast(DEVICE, settings.precision):
+            net(x).float()
+
+    return run

@@ -1,0 +1,133 @@
+"""One worker process per path, driven step by step from the parent: isolation *and* interleaving.
+
+Process-wide settings (flush-denormal, the allocator's behaviour, what the heap has kept from
+earlier work) would leak from one path into the other if both ran in one process. So each path
+of a row lives in its own fresh process; the parent asks the workers in turn for one timed
+call, so both paths still see the same machine load, repetition by repetition. A worker also
+reports its peak RSS growth since before it built its networks (weights, optimizer state,
+activations, allocator caches: everything the path costs).
+
+>>> from benchmarks.rows import RowSpec
+>>> from benchmarks.setups import REFERENCE, TrainSetup
+>>> spec = RowSpec("t", "infer", TrainSetup(size=32, num_downs=5, ngf=4))
+>>> with PathWorker(spec, REFERENCE) as w:
+...     w.call() > 0, w.peak_bytes() > 0
+(True, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import time
+from dataclasses import asdict
+from typing import Any
+
+from benchmarks.harness import count_flops, peak_rss_bytes, reset_peak_rss, rss_bytes
+from benchmarks.setups import PathSettings, TrainSetup, enter_path
+
+STARTUP_TIMEOUT_S = 600.0
+
+
+def _serve(conn: Any, spec_d: dict, settings_d: dict, seed: int) -> None:
+    from benchmarks.rows import RowSpec, make_fn
+
+    try:
+        settings = PathSettings(**settings_d)
+        spec = RowSpec(spec_d["name"], spec_d["kind"], TrainSetup(**spec_d["setup"]))
+        enter_path(settings)
+        reset_peak_rss()
+        base = rss_bytes()
+        fn = make_fn(spec, settings, seed)
+        conn.send(("ready", None))
+    except BaseException as exc:  # report, then die
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    while True:
+        cmd = conn.recv()
+        try:
+            if cmd == "call":
+                start = time.perf_counter()
+                fn()
+                conn.send(("ok", time.perf_counter() - start))
+            elif cmd == "peak":
+                conn.send(("ok", max(0, peak_rss_bytes() - base)))
+            elif cmd == "flops":
+                conn.send(("ok", count_flops(fn)))
+            elif cmd == "stop":
+                conn.send(("ok", None))
+                return
+            else:
+                conn.send(("error", f"unknown command {cmd!r}"))
+        except BaseException as exc:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class PathWorker:
+    """A fresh process that builds ``spec`` for ``settings`` and runs it on request."""
+
+    def __init__(self, spec: Any, settings: PathSettings, seed: int = 0, *, wait: bool = True):
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.name = f"{spec.name}/{settings.name}"
+        self._proc = ctx.Process(
+            target=_serve,
+            args=(child, {**asdict(spec), "setup": asdict(spec.setup)}, asdict(settings), seed),
+            daemon=True,
+        )
+        self._proc.start()
+        child.close()
+        self._ready = False
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> PathWorker:
+        """Block until the worker has built its networks (start several, then wait for each)."""
+        if not self._ready:
+            self._expect(timeout=STARTUP_TIMEOUT_S)
+            self._ready = True
+        return self
+
+    def _expect(self, timeout: float | None = None) -> Any:
+        if timeout is not None and not self._conn.poll(timeout):
+            raise RuntimeError(f"benchmark worker {self.name} did not answer in {timeout:.0f} s")
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"benchmark worker {self.name} died") from None
+        if status == "error":
+            raise RuntimeError(f"benchmark worker {self.name} failed: {value}")
+        return value
+
+    def _ask(self, cmd: str) -> Any:
+        self._conn.send(cmd)
+        return self._expect()
+
+    def call(self) -> float:
+        """Seconds one call took in the worker."""
+        return float(self._ask("call"))
+
+    def peak_bytes(self) -> int:
+        """Peak RSS growth of the worker since before it built its networks."""
+        return int(self._ask("peak"))
+
+    def flops(self) -> int:
+        """FLOPs of one call, counted by ``torch.utils.flop_counter``."""
+        return int(self._ask("flops"))
+
+    def close(self) -> None:
+        """Stop the worker (politely once it is ready, at once while it is still building)."""
+        if self._ready and self._proc.is_alive():
+            with contextlib.suppress(RuntimeError, OSError):
+                self._ask("stop")
+            self._proc.join(timeout=30)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(timeout=30)
+        self._conn.close()
+
+    def __enter__(self) -> PathWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,107 @@
+"""The benchmark harness still runs (tiny networks, one repetition); never a timing assertion."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import pytest
+import torch
+
+from benchmarks import (
+    bench,
+    data_rate,
+    harness,
+    machine,
+    profiling,
+    proposals,
+    quality,
+    rows,
+    setups,
+)
+from benchmarks.data_rate import data_images_per_second, facades_dataset
+from benchmarks.rows import RowSpec, measure_row
+from benchmarks.setups import REFERENCE, TrainSetup, engine_defaults, translator_defaults
+
+TINY = TrainSetup(size=32, num_downs=5, batch=1, ngf=8, ndf=8)
+
+
+@pytest.mark.parametrize(
+    "module", [harness, setups, rows, bench, quality, machine, proposals, profiling, data_rate]
+)
+def test_doctests_of_the_benchmark_modules_pass(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} doctest(s) failed in {module.__name__}"
+
+
+def test_train_and_infer_rows_in_process_give_a_table():
+    defaults = {"train": engine_defaults(), "infer": translator_defaults()}
+    results = [
+        measure_row(
+            RowSpec(kind, kind, TINY),
+            {"reference": REFERENCE, "i2i": defaults[kind]},
+            reps=1,
+            warmup=0,
+            isolate=False,
+        )
+        for kind in ("train", "infer")
+    ]
+    for r in results:
+        assert r.flops > 0
+        assert all(p.images_per_s > 0 and len(p.seconds) == 1 for p in r.paths.values())
+    table = bench.format_table(results, {"fp32": 100.0, "bf16": 300.0})
+    assert table.count("\n") == 3  # header, rule, two rows
+    assert "| train unet(num_downs=5)+patch70 ngf8/ndf8 32px b1 |" in table
+    assert "| infer unet(num_downs=5) ngf8/ndf8 32px b1 |" in table
+    json.dumps([r.to_dict() for r in results])  # the --json report is plain JSON
+
+
+def test_isolated_workers_report_time_memory_and_flops():
+    spec = RowSpec("infer", "infer", TINY)
+    paths = bench.paths_for(spec)  # i2i runs in-process above; here the proposals' process
+    paths.pop("i2i")
+    r = measure_row(spec, paths, reps=1, warmup=0, isolate=True)
+    for p in r.paths.values():
+        assert p.peak_bytes is not None and p.peak_bytes > 0 and p.images_per_s > 0
+    assert r.flops == harness.count_flops(rows.make_fn(spec, REFERENCE))
+
+
+def test_flat_fused_adam_steps_channels_last_weights_like_adam():
+    torch.manual_seed(0)
+    shape = (4, 3, 4, 4)
+    flat = torch.nn.Parameter(torch.randn(shape).contiguous(memory_format=torch.channels_last))
+    plain = torch.nn.Parameter(flat.detach().clone(memory_format=torch.contiguous_format))
+    opts = [
+        proposals.FlatFusedAdam([flat], lr=0.1, betas=(0.5, 0.999), fused=True),
+        torch.optim.Adam([plain], lr=0.1, betas=(0.5, 0.999), foreach=False),
+    ]
+    for _ in range(3):
+        grad = torch.randn(shape)
+        flat.grad = grad.contiguous(memory_format=torch.channels_last)
+        plain.grad = grad.clone()
+        for opt in opts:
+            opt.step()
+    assert flat.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(flat, plain, atol=1e-6)
+    state = opts[0].state_dict()["state"][0]
+    assert state["exp_avg"].shape == shape
+
+
+def test_reference_runs_stock_convolutions_and_matches_the_default_networks():
+    gen_ref, _ = setups.build_networks(TINY, speedups=False)
+    gen_new, _ = setups.build_networks(TINY, speedups=True)
+    x = setups.synthetic_batch(TINY)["input"]
+    gen_ref.eval(), gen_new.eval()
+    with torch.no_grad():
+        assert torch.allclose(gen_ref(x), gen_new(x), atol=1e-5)
+    assert not any(getattr(m, "speedups", False) for m in gen_ref.modules())
+
+
+def test_select_rows_rejects_unknown_names():
+    with pytest.raises(SystemExit, match="rows are: train256_b1"):
+        bench.select_rows("nope")
+
+
+def test_data_pipeline_rate_on_facades(data_root):
+    dataset = facades_dataset(data_root, load_size=143, crop_size=128)
+    assert data_images_per_second(dataset, num_workers=0, batches=3, skip=1) > 0
