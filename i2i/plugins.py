@@ -26,6 +26,19 @@ TRACE_ENV = "I2I_TRACE_HOOKS"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i.models",
     "i2i.losses",
+    "i2i.metrics",
+    "i2i.inference.commands",
+    "i2i.eval.commands",
+    "i2i.data.commands",
+    "i2i_colorize",
+    "i2i_inpaint",
+    "i2i_edges2photo",
+    "i2i_facades",
+    "i2i_cityscapes",
+    "i2i_maps",
+    "i2i_day2night",
+    "i2i_thermal2color",
+    "i2i.engine.commands",
 )
 
 

@@ -4,6 +4,7 @@ import json
 import sys
 import textwrap
 
+import click
 import pytest
 
 from i2i import hookimpl
@@ -117,7 +118,7 @@ def test_duplicate_from_a_plugin_names_both():
 def test_trace_env_prints_hook_calls(monkeypatch, capsys):
     monkeypatch.setenv("I2I_TRACE_HOOKS", "1")
     pm = make_plugin_manager(load_entrypoints=False)
-    pm.hook.i2i_register_commands(cli=None)
+    pm.hook.i2i_register_commands(cli=click.Group())
     assert "i2i_register_commands" in capsys.readouterr().err
 
 

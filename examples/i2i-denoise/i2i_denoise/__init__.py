@@ -1,7 +1,7 @@
 """An example i2i plugin: the ``denoise`` task and the ``dncnn`` generator.
 
 >>> import torch
->>> x, y = DENOISE.make_pair((torch.rand(3, 32, 32),), torch.Generator().manual_seed(0))
+>>> x, y = DENOISE.make_pair(torch.rand(3, 32, 32), torch.Generator().manual_seed(0))
 >>> x.shape, y.shape
 (torch.Size([3, 32, 32]), torch.Size([3, 32, 32]))
 """
@@ -41,7 +41,8 @@ class DnCNN(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x - self.body(x)
+        # Images live in [-1, 1]; the residual estimate may overshoot, so clamp like tanh would.
+        return (x - self.body(x)).clamp(-1.0, 1.0)
 
 
 def make_dncnn(in_channels: int, out_channels: int, *, depth: int = 17, features: int = 64):
@@ -50,10 +51,9 @@ def make_dncnn(in_channels: int, out_channels: int, *, depth: int = 17, features
 
 
 def add_noise(
-    images: tuple[Tensor, ...], generator: torch.Generator | None = None, sigma: float = 0.1
+    clean: Tensor, generator: torch.Generator | None = None, sigma: float = 0.1
 ) -> tuple[Tensor, Tensor]:
     """(noisy, clean) in [-1, 1] from one clean [0, 1] image; sigma is in [0, 1] units."""
-    (clean,) = images
     noise = torch.randn(clean.shape, generator=generator) * sigma
     noisy = (clean + noise).clamp(0.0, 1.0)
     return to_model_range(noisy), to_model_range(clean)
