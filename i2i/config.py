@@ -39,6 +39,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TEST_MODES = ("paper", "eval")
 PAPER_OBJECTIVE = {"gan": 1.0, "l1": 100.0}
+PAPER_LOAD_SIZE = 286  # resize to this, then random-crop PAPER_CROP_SIZE: the paper's jitter
+PAPER_CROP_SIZE = 256
 
 #: Keys a task's ``defaults`` may set, and the RunConfig field each one fills.
 TASK_DEFAULT_KEYS = (
@@ -87,8 +89,8 @@ class RunConfig:
     objective: dict[str, float] = field(default_factory=lambda: dict(PAPER_OBJECTIVE))
     data: str | None = None
     direction: str | None = None
-    load_size: int = 286
-    crop_size: int = 256
+    load_size: int = PAPER_LOAD_SIZE
+    crop_size: int = PAPER_CROP_SIZE
     preprocess: str = "resize_and_crop"
     flip: bool = True
     batch_size: int = 1
@@ -244,7 +246,14 @@ def resolve_config(catalog: Catalog, task: str, **flags: Any) -> RunConfig:
     for key in ("generator_kwargs", "discriminator_kwargs"):  # options add to the task's
         if key in given and isinstance(values.get(key), dict):
             given[key] = {**values[key], **given[key]}
+    if "crop_size" in given and "load_size" not in given:
+        # keep the paper's jitter ratio (286 / 256) at other crop sizes
+        given["load_size"] = round(given["crop_size"] * PAPER_LOAD_SIZE / PAPER_CROP_SIZE)
     values.update(given)
+    if "generator" not in given and "generator" in values:
+        values["generator"] = fitting_preset(
+            catalog, values["generator"], values.get("crop_size", PAPER_CROP_SIZE)
+        )
     values["objective"] = parse_weights(values.get("objective", PAPER_OBJECTIVE))
     if lambda_l1 is not None:
         values["objective"]["l1"] = float(lambda_l1)
@@ -320,6 +329,26 @@ def validate_config(cfg: RunConfig, catalog: Catalog) -> RunConfig:
         generator_kwargs=dict(cfg.generator_kwargs),
         discriminator_kwargs=dict(cfg.discriminator_kwargs),
     )
+
+
+def fitting_preset(catalog: Catalog, generator: str, crop_size: int) -> str:
+    """``generator``, or the preset of its family whose ``size_multiple`` fits ``crop_size``.
+
+    Used for a task's default generator only: the paper's ``unet_256`` cannot run on 128 px
+    crops, its 7-level sibling ``unet_128`` can. A name the user typed is never swapped.
+    """
+    entry = catalog.generators.get(generator)
+    multiple, family = entry.meta.get("size_multiple"), entry.meta.get("family")
+    if not isinstance(multiple, int) or crop_size % multiple == 0 or not family:
+        return entry.name
+    fits = [
+        (e.meta["size_multiple"], e.name)
+        for e in catalog.generators.entries()
+        if e.meta.get("family") == family
+        and isinstance(e.meta.get("size_multiple"), int)
+        and crop_size % e.meta["size_multiple"] == 0
+    ]
+    return max(fits)[1] if fits else entry.name
 
 
 def check_crop_size(generator: str, multiple: Any, crop_size: int) -> None:

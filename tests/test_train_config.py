@@ -143,3 +143,16 @@ def test_parsers():
     }
     with pytest.raises(ConfigError, match="key=value"):
         parse_options(["ngf"])
+
+
+def test_default_generator_follows_the_crop_size(catalog):
+    """The paper's unet_256 cannot run on 128 px crops; the task default picks its sibling."""
+    cfg = resolve_config(catalog, "labels", crop_size=128, generator_kwargs={})
+    assert cfg.generator == "unet_128" and cfg.load_size == 143  # 128 * 286 / 256
+    assert resolve_config(catalog, "labels", crop_size=256).generator == "unet_256"
+    assert resolve_config(catalog, "labels", crop_size=256, load_size=300).load_size == 300
+
+
+def test_a_typed_generator_is_never_swapped(catalog):
+    with pytest.raises(ConfigError, match="multiples of 256.*crop_size is 128"):
+        resolve_config(catalog, "labels", generator="unet_256", crop_size=128)

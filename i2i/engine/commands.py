@@ -66,8 +66,16 @@ def _int(minimum: int = 0) -> click.IntRange:
     help="Stop at this TOTAL step count (a resumed run counts earlier steps).",
 )
 @click.option("--batch-size", type=_int(1), help="Images per step (per process) [1].")
-@click.option("--load-size", type=_int(1), help="Resize to this before cropping [286].")
-@click.option("--crop-size", type=_int(1), help="Training crop size [256].")
+@click.option(
+    "--load-size",
+    type=_int(1),
+    help="Resize to this before cropping [286, or crop size x 286/256].",
+)
+@click.option(
+    "--crop-size",
+    type=_int(1),
+    help="Training crop size [256]; the task's default generator follows it (unet_128 at 128).",
+)
 @click.option(
     "--preprocess", type=click.Choice(PREPROCESS_MODES), help="Resize/crop mode [resize_and_crop]."
 )

@@ -37,12 +37,14 @@ def i2i_register_generators(register):
         aliases=("unet",),
         summary="pix2pix U-Net, 8 downsamplings, skips (sizes multiple of 256)",
         size_multiple=256,
+        family="unet",
     )
     register(
         "unet_128",
         unet_128,
         summary="pix2pix U-Net, 7 downsamplings, skips (sizes multiple of 128)",
         size_multiple=128,
+        family="unet",
     )
     register(
         "encoder_decoder_256",
@@ -50,12 +52,14 @@ def i2i_register_generators(register):
         aliases=("encoder_decoder",),
         summary="The paper's encoder-decoder baseline: U-Net 256 without skips",
         size_multiple=256,
+        family="encoder_decoder",
     )
     register(
         "encoder_decoder_128",
         encoder_decoder_128,
         summary="Encoder-decoder, 7 downsamplings, no skips (sizes multiple of 128)",
         size_multiple=128,
+        family="encoder_decoder",
     )
     register(
         "unet_timm",
