@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i_day2night",
     "i2i_thermal2color",
     "i2i.engine.commands",
+    "i2i.report",
 )
 
 

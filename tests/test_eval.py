@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from i2i.cli import build_cli
 from i2i.data import write_image
 from i2i.metrics.segmentation import CMP_FACADES_COLORS
 from i2i.plugins import make_plugin_manager
+from tests.browser import chromium, dump_dom
 from tests.test_translate import make_checkpoint
 
 FACADE = torch.tensor(CMP_FACADES_COLORS[1]) / 255.0
@@ -193,50 +191,15 @@ def test_eval_folders_and_refusals(cli, data, runs, tmp_path):
     assert both.exit_code == 2
 
 
-def _chromium() -> str | None:
-    return (
-        shutil.which("chromium")
-        or shutil.which("chromium-browser")
-        or shutil.which("google-chrome")
-    )
-
-
-def _dump_dom(browser: str, page: Path, profile: Path) -> str:
-    """The page's DOM after its scripts ran, from headless Chromium with no network chatter."""
-    return subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-
-
 def test_report_page_opens_from_disk_in_a_browser(cli, data, runs, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        msg = "chromium not installed (apt-get install -y chromium)"
-        if os.environ.get("I2I_REQUIRE_BROWSER") == "1":
-            pytest.fail(msg + "; I2I_REQUIRE_BROWSER=1 makes this an error")
-        pytest.skip(msg)
+    browser = chromium()
     out = tmp_path / "report dir"  # a space in the path, as users have
     result = _eval(cli, "-c", runs["identity"], "--data", data, "--out", out)
     assert result.exit_code == 0, result.output
-    dom = _dump_dom(browser, out / "index.html", tmp_path / "profile")
+    dom = dump_dom(browser, out / "index.html", tmp_path / "profile")
     assert 'data-images-loaded="9/9"' in dom, dom[-2000:]
     assert "all 9 images loaded" in dom
     # and a page with a broken image is caught by the same check
     (out / "images" / "00000_1_output.png").unlink()
-    dom = _dump_dom(browser, out / "index.html", tmp_path / "profile")
+    dom = dump_dom(browser, out / "index.html", tmp_path / "profile")
     assert 'data-images-loaded="8/9"' in dom

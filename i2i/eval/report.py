@@ -32,7 +32,7 @@ IMAGES_DIR = "images"
 THUMBNAIL = 256  # longest side of the thumbnails, in pixels
 COLUMNS = ("input", "output", "target")
 
-_LOADED_SCRIPT = """
+LOADED_SCRIPT = """
 <script>
 window.addEventListener("load", function () {
   var imgs = Array.prototype.slice.call(document.images);
@@ -180,5 +180,5 @@ class ReportWriter:
             f"<h2>Summary</h2>\n<table><tr>{head}</tr><tr>{mean_row}</tr></table>\n"
             "<h2>Images</h2>\n<table><tr><th>name</th><th>input</th><th>output</th>"
             "<th>target</th><th>metrics</th></tr>\n" + "\n".join(rows) + "\n</table>\n"
-            f"{_LOADED_SCRIPT}</body></html>\n"
+            f"{LOADED_SCRIPT}</body></html>\n"
         )
