@@ -38,6 +38,17 @@ def list_components(kind: str, pattern: str = "*") -> list[str]:
     return catalog().registry(kind).names(pattern)
 
 
+def load(checkpoint: Any, **kwargs: Any):
+    """A trained model from a checkpoint or run folder: ``i2i.load("runs/f").translate(img)``.
+
+    Everything (task, generator, weights, test-time mode) comes from the checkpoint; keywords
+    go to :func:`i2i.inference.load` (``device``, ``mode``, ``precision``, ``tile``, ...).
+    """
+    from i2i.inference import load as _load
+
+    return _load(checkpoint, **kwargs)
+
+
 def create_generator(name: str, in_channels: int = 3, out_channels: int = 3, **kwargs: Any):
     """Build a registered generator by name.
 
@@ -74,6 +85,7 @@ __all__ = [
     "create_generator",
     "hookimpl",
     "list_components",
+    "load",
     "to_image_range",
     "to_model_range",
 ]

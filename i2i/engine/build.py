@@ -1,7 +1,7 @@
 """Build the networks of a run from its configuration alone (training and checkpoints share it).
 
 The generator gets ``in_channels``/``out_channels`` from the task and ``norm`` from the run
-config, then the run's ``generator_kwargs``; the discriminator gets ``in_channels``
+config (when its factory takes a ``norm`` keyword), then the run's ``generator_kwargs``; the discriminator gets ``in_channels``
 (input + output channels when conditional, output channels otherwise).
 
 >>> discriminator_in_channels(3, 3, conditional=True), discriminator_in_channels(1, 2, conditional=False)
@@ -10,6 +10,7 @@ config, then the run's ``generator_kwargs``; the discriminator gets ``in_channel
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,14 +25,25 @@ def discriminator_in_channels(in_channels: int, out_channels: int, *, conditiona
     return in_channels + out_channels if conditional else out_channels
 
 
-def generator_options(config: Mapping[str, Any]) -> dict[str, Any]:
+def _takes_norm(factory: Any) -> bool:
+    """Whether ``factory`` accepts a ``norm`` keyword (by name or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "norm" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def generator_options(config: Mapping[str, Any], factory: Any = None) -> dict[str, Any]:
     """The keywords passed to the generator factory: ``norm`` then ``generator_kwargs``."""
-    return {"norm": config["norm"], **dict(config.get("generator_kwargs") or {})}
+    norm = {"norm": config["norm"]} if factory is None or _takes_norm(factory) else {}
+    return {**norm, **dict(config.get("generator_kwargs") or {})}
 
 
-def discriminator_options(config: Mapping[str, Any]) -> dict[str, Any]:
+def discriminator_options(config: Mapping[str, Any], factory: Any = None) -> dict[str, Any]:
     """The keywords passed to the discriminator factory: ``norm`` then ``discriminator_kwargs``."""
-    return {"norm": config["norm"], **dict(config.get("discriminator_kwargs") or {})}
+    norm = {"norm": config["norm"]} if factory is None or _takes_norm(factory) else {}
+    return {**norm, **dict(config.get("discriminator_kwargs") or {})}
 
 
 def make_generator(
@@ -39,7 +51,7 @@ def make_generator(
 ) -> nn.Module:
     """The generator named by ``config["generator"]``, freshly initialised."""
     entry = catalog.generators.get(config["generator"])
-    options = generator_options(config)
+    options = generator_options(config, entry.obj)
     try:
         return entry.build(in_channels=in_channels, out_channels=out_channels, **options)
     except TypeError as exc:
@@ -52,7 +64,7 @@ def make_generator(
 def make_discriminator(catalog: Catalog, config: Mapping[str, Any], in_channels: int) -> nn.Module:
     """The discriminator named by ``config["discriminator"]``, freshly initialised."""
     entry = catalog.discriminators.get(config["discriminator"])
-    options = discriminator_options(config)
+    options = discriminator_options(config, entry.obj)
     try:
         return entry.build(in_channels=in_channels, **options)
     except TypeError as exc:
