@@ -116,6 +116,8 @@ class Registry:
                     f"(as {owner.name!r}) and by {provider}. Rename one, or start with "
                     f"I2I_LOAD_PLUGINS set to leave one plugin out."
                 )
+        if summary is None and isinstance(getattr(obj, "summary", None), str):
+            summary = obj.summary  # a Task (or any object) that carries its own summary
         if summary is None:
             doc = inspect.getdoc(obj) or ""
             summary = doc.strip().splitlines()[0] if doc.strip() else ""

@@ -59,3 +59,20 @@ def test_summary_defaults_to_first_docstring_line():
     entry = reg.get("tiny")
     assert entry.summary == "A tiny thing."
     assert entry.options() == {"in_channels": None, "width": 4}
+
+
+def test_summary_comes_from_the_object_before_its_docstring():
+    from i2i import Task
+
+    reg = Registry("tasks")
+    task = Task(summary="Noisy to clean", in_channels=3, out_channels=3, layout="single")
+    reg.add("denoise", task, provider="p")
+
+    def factory():
+        """First docstring line.
+
+        More."""
+
+    reg.add("f", factory, provider="p")
+    assert reg.get("denoise").summary == "Noisy to clean"
+    assert reg.get("f").summary == "First docstring line."
