@@ -38,6 +38,8 @@ NORMS = ("batch", "instance", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TEST_MODES = ("paper", "eval")
+ON_BAD_IMAGE = ("error", "skip")
+ON_NONFINITE = ("stop", "skip")
 PAPER_OBJECTIVE = {"gan": 1.0, "l1": 100.0}
 PAPER_LOAD_SIZE = 286  # resize to this, then random-crop PAPER_CROP_SIZE: the paper's jitter
 PAPER_CROP_SIZE = 256
@@ -78,6 +80,10 @@ class RunConfig:
     of every epoch and of the run, and every ``save_every`` steps too (0: no more); the newest
     ``keep_last`` stay, plus the one ending every ``keep_every``-th epoch (0: none).
     ``log_every`` steps, losses, learning rates and throughput go to ``metrics.jsonl``.
+    ``on_bad_image`` says what an unreadable or unusable data file does: ``error`` stops the run
+    naming it, ``skip`` leaves it out and counts it. ``on_nonfinite`` says what a NaN or infinite
+    loss does: ``stop`` ends the run naming the step, without saving the bad weights; ``skip``
+    drops that step's update and counts it.
     """
 
     task: str
@@ -113,6 +119,8 @@ class RunConfig:
     keep_last: int = 3
     keep_every: int = 5
     log_every: int = 100
+    on_bad_image: str = "error"
+    on_nonfinite: str = "stop"
     out: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -284,6 +292,8 @@ def validate_config(cfg: RunConfig, catalog: Catalog) -> RunConfig:
     _check_choice("device", cfg.device, DEVICES)
     _check_choice("precision", cfg.precision, PRECISIONS)
     _check_choice("test_mode", cfg.test_mode, TEST_MODES)
+    _check_choice("on_bad_image", cfg.on_bad_image, ON_BAD_IMAGE)
+    _check_choice("on_nonfinite", cfg.on_nonfinite, ON_NONFINITE)
     for name in ("load_size", "crop_size", "batch_size"):
         _check_int(name, getattr(cfg, name), minimum=1)
     for name in ("epochs", "epochs_decay", "num_workers", "val_every", "save_every", "seed"):

@@ -9,8 +9,9 @@ Where the files are looked for, for a ``split`` such as ``train``:
 A paired task (``aligned`` or ``folders``) reads whichever paired layout it finds. Files are read
 lazily in ``__getitem__``. With ``on_bad_image="skip"`` a file that cannot be used is recorded in
 ``dataset.skipped`` as ``(path, reason)`` and the next index is served instead;
-``dataset.validate()`` reads every file up front. (Skips made inside DataLoader worker processes
-are recorded in those processes: call ``validate()`` first to count them in the main process.)
+``dataset.validate()`` reads every file up front. Skips made inside DataLoader worker processes
+are recorded in those processes, so every item also carries the skips made while serving it
+(``item["skipped"]``, read back from a batch with :func:`skipped_in_batch`).
 
 >>> import tempfile, torch
 >>> from pathlib import Path
@@ -27,8 +28,9 @@ are recorded in those processes: call ``validate()`` first to count them in the 
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +139,8 @@ class ImageDataset(Dataset):
 
     Items are dicts ``{"input": x, "target": y, "path": str, "index": int}`` with ``x`` and ``y``
     in [-1, 1] shaped ``(task.in_channels, H, W)`` and ``(task.out_channels, H, W)``; ``path``
-    and ``index`` name the record served (the next good one when a bad file was skipped).
+    and ``index`` name the record served (the next good one when a bad file was skipped);
+    ``skipped`` is a JSON list of the ``(path, reason)`` skipped on the way ("" when none).
     """
 
     layout = ""
@@ -203,16 +206,18 @@ class ImageDataset(Dataset):
             raise ImageReadError(self.records[index][0], str(exc)) from None
         return images
 
-    def _skip(self, index: int, exc: DataError) -> None:
+    def _skip(self, index: int, exc: DataError) -> tuple[str, str]:
         self._bad.add(index)
         path = str(getattr(exc, "path", self.records[index][0]))
         self.skipped.append((path, str(exc)))
+        return path, str(exc)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self.records)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} items")
         index %= n
+        new: list[tuple[str, str]] = []
         for offset in range(n):
             i = (index + offset) % n
             if i in self._bad:
@@ -222,9 +227,11 @@ class ImageDataset(Dataset):
             except DataError as exc:
                 if self.on_bad_image == "error":
                     raise
-                self._skip(i, exc)
+                new.append(self._skip(i, exc))
                 continue
-            return self._make_item(i, images)
+            item = self._make_item(i, images)
+            item["skipped"] = json.dumps(new) if new else ""
+            return item
         raise DatasetError(
             f"Every file in {self.folder} failed to load ({len(self.skipped)} skipped); "
             f"first: {self.skipped[0][1] if self.skipped else 'none'}"
@@ -271,6 +278,19 @@ class ImageDataset(Dataset):
                 "Fix or remove them, or use on_bad_image='skip' (--on-bad-image skip)."
             )
         return problems
+
+
+def skipped_in_batch(batch: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The ``(path, reason)`` pairs a batch's items report as skipped (see ``item["skipped"]``).
+
+    >>> skipped_in_batch({"skipped": ["", '[["a.png", "empty"]]']})
+    [('a.png', 'empty')]
+    """
+    out = []
+    for text in batch.get("skipped") or ():
+        if text:
+            out += [(str(path), str(reason)) for path, reason in json.loads(text)]
+    return out
 
 
 class AlignedDataset(ImageDataset):

@@ -57,17 +57,65 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
+_WORKER_HEADER = re.compile(r"^Caught \w+ in DataLoader worker process \d+\.")
+_READ_MESSAGE = re.compile(r"^Cannot read image (.+?): (.*)$", re.DOTALL)
+
+
+def _unwrap_worker_message(message: str, cls: type) -> str:
+    """The original message of an error that a DataLoader worker re-raised in the main process.
+
+    PyTorch rebuilds a worker's exception as ``cls(text)``, where ``text`` holds the worker's
+    whole traceback; a person should see the message, not that traceback.
+
+    >>> text = "Caught DataError in DataLoader worker process 0.\\nOriginal Traceback (most recent"
+    >>> text += " call last):\\n  File ...\\ni2i.data.io.DataError: the message\\n"
+    >>> _unwrap_worker_message(text, DataError)
+    'the message'
+    """
+    if not _WORKER_HEADER.match(message):
+        return message
+    marker = f"{cls.__module__}.{cls.__qualname__}: "
+    at = message.rfind(marker)
+    return message[at + len(marker) :].rstrip("\n") if at >= 0 else message
+
+
 class DataError(ValueError):
-    """Base class of the data layer's errors: bad files and bad dataset folders."""
+    """Base class of the data layer's errors: bad files and bad dataset folders.
+
+    Raised inside a DataLoader worker, it reaches the main process with its own message (not the
+    worker's traceback), and it pickles.
+    """
+
+    def __init__(self, message: str = "", *args: object):
+        super().__init__(_unwrap_worker_message(str(message), type(self)), *args)
 
 
 class ImageReadError(DataError):
-    """An image file that cannot be read; ``path`` names it and ``reason`` says why."""
+    """An image file that cannot be read; ``path`` names it and ``reason`` says why.
 
-    def __init__(self, path: str | os.PathLike, reason: str):
+    ``ImageReadError(message)`` with one argument rebuilds the error from its message (as
+    pickling and DataLoader workers do).
+
+    >>> err = ImageReadError("a/b.png", "the file is empty (0 bytes)")
+    >>> str(err), ImageReadError(str(err)).path.name
+    ('Cannot read image a/b.png: the file is empty (0 bytes)', 'b.png')
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str | None = None):
+        if reason is None:  # rebuilt from a message
+            message = _unwrap_worker_message(str(path), type(self))
+            match = _READ_MESSAGE.match(message)
+            if match is None:
+                self.path, self.reason = Path(), message
+                super().__init__(message)
+                return
+            path, reason = match.group(1), match.group(2)
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"Cannot read image {self.path}: {reason}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.path, self.reason))
 
 
 class DatasetError(DataError):

@@ -11,7 +11,13 @@ Layout of a run folder ``OUT``::
 
 A checkpoint is written into a hidden temporary folder beside its final place, every file
 fsync'd, then renamed into place; ``latest.json`` is then replaced the same way. A crash at
-any moment leaves the previous ``latest`` loadable.
+any moment leaves the previous ``latest`` loadable. A save that fails (a full disk, say) removes
+its temporary folder and raises :class:`CheckpointSaveError`, which names the checkpoint that
+is kept.
+
+Nothing is unpickled beyond plain data: weights are safetensors, ``train_state.pt`` loads with
+``torch.load(weights_only=True)``, and a file that asks for any other Python object (a pickle
+that would run code) is refused with a :class:`CheckpointError` naming it.
 
 >>> import tempfile, torch
 >>> run = Path(tempfile.mkdtemp())
@@ -25,9 +31,12 @@ any moment leaves the previous ``latest`` loadable.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import pickle
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,6 +80,13 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or unreadable; the message names the path."""
 
 
+class CheckpointSaveError(CheckpointError, OSError):
+    """A checkpoint could not be written (e.g. the disk is full); the previous one is kept.
+
+    Also an :class:`OSError`, with the ``errno`` of the failure that caused it.
+    """
+
+
 @dataclass
 class Checkpoint:
     """One loaded checkpoint: its folder, configuration and weights (CPU tensors)."""
@@ -96,10 +112,39 @@ class Checkpoint:
         path = self.path / TRAIN_STATE_FILE
         if not path.is_file():
             raise CheckpointError(f"{path} is missing: this checkpoint cannot resume training")
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for corrupt files
-            raise CheckpointError(f"{path}: cannot read resume state ({exc})") from exc
+        state = safe_torch_load(path, what="resume state")
+        if not isinstance(state, dict):
+            raise CheckpointError(
+                f"{path}: expected a dict of resume state, got {type(state).__name__}"
+            )
+        return state
+
+
+_GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def safe_torch_load(path: str | os.PathLike, *, what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with errors that name the file.
+
+    A pickle that asks for a Python object outside plain data (``os.system``, ``exec``, any
+    class) is refused, never run: :class:`CheckpointError` says so and names the object.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _GLOBAL_NAME.search(str(exc))
+        asks = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"Refusing to load {path}: it asks for a Python object{asks} that safe loading "
+            "(torch.load with weights_only=True) does not allow. i2i never unpickles arbitrary "
+            "objects, because such a file can run code; do not load it unless you made it "
+            "yourself."
+        ) from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise CheckpointError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from exc
 
 
 def checkpoint_name(step: int) -> str:
@@ -132,44 +177,77 @@ def save_checkpoint(
     from i2i import __version__
 
     ckdir = Path(run_dir) / CHECKPOINTS_DIR
-    ckdir.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(ckdir)
     name = checkpoint_name(step)
     tmp = ckdir / f"{_TMP_PREFIX}{name}-{os.getpid()}"
-    tmp.mkdir()
-    meta = {"format": "pt", "i2i_version": __version__, "step": str(step)}
-    _write_bytes(tmp / GENERATOR_FILE, save_safetensors_bytes(_cpu_state(generator_state), meta))
-    if discriminator_state is not None:
-        data = save_safetensors_bytes(_cpu_state(discriminator_state), meta)
-        _write_bytes(tmp / DISCRIMINATOR_FILE, data)
-    if train_state is not None:
-        buffer = io.BytesIO()
-        torch.save(dict(train_state), buffer)
-        _write_bytes(tmp / TRAIN_STATE_FILE, buffer.getvalue())
-    record = {
-        **dict(config),
-        **dict(extra or {}),
-        "format_version": FORMAT_VERSION,
-        "i2i_version": __version__,
-        "step": int(step),
-        "epoch": int(epoch),
-        "keep": bool(keep),
-    }
-    _write_bytes(tmp / CONFIG_FILE, (json.dumps(record, indent=2) + "\n").encode())
-    _fsync_dir(tmp)
-    final = ckdir / name
-    if final.exists():  # saving the same step again (e.g. a resume that trained nothing)
-        trash = ckdir / f"{_TRASH_PREFIX}{name}-{os.getpid()}"
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    _fsync_dir(ckdir)
-    write_json_atomic(ckdir / LATEST_FILE, {"step": int(step), "dir": name})
+    previous = _latest_name(ckdir)
+    stage = "writing"
+    try:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(ckdir)
+        tmp.mkdir()
+        meta = {"format": "pt", "i2i_version": __version__, "step": str(step)}
+        data = save_safetensors_bytes(_cpu_state(generator_state), meta)
+        _write_bytes(tmp / GENERATOR_FILE, data)
+        if discriminator_state is not None:
+            data = save_safetensors_bytes(_cpu_state(discriminator_state), meta)
+            _write_bytes(tmp / DISCRIMINATOR_FILE, data)
+        if train_state is not None:
+            buffer = io.BytesIO()
+            torch.save(dict(train_state), buffer)
+            _write_bytes(tmp / TRAIN_STATE_FILE, buffer.getvalue())
+        record = {
+            **dict(config),
+            **dict(extra or {}),
+            "format_version": FORMAT_VERSION,
+            "i2i_version": __version__,
+            "step": int(step),
+            "epoch": int(epoch),
+            "keep": bool(keep),
+        }
+        _write_bytes(tmp / CONFIG_FILE, (json.dumps(record, indent=2) + "\n").encode())
+        _fsync_dir(tmp)
+        final = ckdir / name
+        if final.exists():  # saving the same step again (e.g. a resume that trained nothing)
+            trash = ckdir / f"{_TRASH_PREFIX}{name}-{os.getpid()}"
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(ckdir)
+        stage = "pointing latest.json at it"
+        write_json_atomic(ckdir / LATEST_FILE, {"step": int(step), "dir": name})
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # frees the space a partial write took
+        error = CheckpointSaveError(_save_failure(ckdir, name, previous, stage, exc))
+        error.errno = exc.errno
+        raise error from exc
     if keep_last is not None:
         prune_checkpoints(ckdir, keep_last=keep_last, protect=name)
     return final
+
+
+def _latest_name(ckdir: Path) -> str | None:
+    """The folder ``latest.json`` names now, or None."""
+    try:
+        return str(json.loads((ckdir / LATEST_FILE).read_text())["dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_failure(ckdir: Path, name: str, previous: str | None, stage: str, exc: OSError) -> str:
+    """The message of a failed save: what failed, why, and which checkpoint is kept."""
+    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    why = f"the disk is full ({os.strerror(exc.errno)})" if full else f"{type(exc).__name__}: {exc}"
+    if previous is not None:
+        kept = (
+            f"The previous checkpoint, {ckdir / previous}, is intact and kept "
+            f"(latest.json still points at it); {'free some space' if full else 'fix that'}, "
+            f"then continue with `i2i run --resume {ckdir.parent}`."
+        )
+    else:
+        kept = "No earlier checkpoint of this run exists."
+    return f"Cannot save checkpoint {name} in {ckdir} while {stage}: {why}. {kept}"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -15,6 +15,8 @@ from i2i.cli import ComponentName, app
 from i2i.config import (
     DEVICES,
     NORMS,
+    ON_BAD_IMAGE,
+    ON_NONFINITE,
     PRECISIONS,
     PREPROCESS_MODES,
     TEST_MODES,
@@ -141,6 +143,18 @@ def _int(minimum: int = 0) -> click.IntRange:
 )
 @click.option("--log-every", type=_int(1), help="Log losses every N steps [100].")
 @click.option(
+    "--on-bad-image",
+    type=click.Choice(ON_BAD_IMAGE),
+    help="A data file that cannot be read: error stops naming it; skip leaves it out, counts "
+    "it and reports the count at the end [error].",
+)
+@click.option(
+    "--on-nonfinite",
+    type=click.Choice(ON_NONFINITE),
+    help="A NaN or infinite loss: stop ends the run naming the step, keeping the last good "
+    "checkpoint; skip drops that step's update and counts it [stop].",
+)
+@click.option(
     "--resume", type=click.Path(exists=True), help="Continue the run (or checkpoint) at this path."
 )
 @click.option(
@@ -156,11 +170,12 @@ def run_cmd(ctx: click.Context, **opts: Any) -> None:
       i2i run --resume runs/f --epochs 2
       torchrun --nproc-per-node 2 -m i2i run --task facades ...
 
-    Ctrl-C or SIGTERM saves a checkpoint, then exits with 130 or 143.
+    Ctrl-C or SIGTERM saves a checkpoint, then exits with 130 or 143. Bad data, a diverged run
+    (NaN loss) or a full disk exit with 1 and a message naming the file or the step.
     """
     from i2i.data.io import DataError
     from i2i.engine.checkpoint import CheckpointError
-    from i2i.engine.loop import TrainingInterrupted
+    from i2i.engine.loop import TrainingDiverged, TrainingInterrupted
     from i2i.engine.runner import resume_config, train
 
     catalog = app(ctx).catalog
@@ -183,9 +198,23 @@ def run_cmd(ctx: click.Context, **opts: Any) -> None:
         ctx.exit(exc.exit_code)
     except UnknownComponentError as exc:
         raise click.UsageError(str(exc)) from exc
-    except (ConfigError, CheckpointError, DataError) as exc:
+    except (ConfigError, CheckpointError, DataError, TrainingDiverged) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # e.g. the disk filled up while writing metrics or samples
+        raise click.ClickException(_os_error_message(exc, opts.get("out") or resume)) from exc
     click.echo(str(run_dir))
+
+
+def _os_error_message(exc: OSError, out: str | None) -> str:
+    """A one-line account of a failed file operation during a run, naming the file."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    text = f"{exc.strerror or exc}{where}"
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        text = f"the disk is full: {text}"
+    resume = f"; continue from its latest checkpoint with `i2i run --resume {out}`" if out else ""
+    return f"Training stopped: {text}{resume}"
 
 
 def _flags(opts: dict[str, Any]) -> dict[str, Any]:

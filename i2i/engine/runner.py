@@ -67,6 +67,8 @@ RESUMABLE_FIELDS = (
     "log_every",
     "out",
     "test_mode",
+    "on_bad_image",
+    "on_nonfinite",
 )
 
 #: What an i2i run writes into its folder (``--overwrite`` removes these, nothing else).
@@ -188,7 +190,12 @@ def train(
         preprocess = PreprocessConfig(
             load_size=cfg.load_size, crop_size=cfg.crop_size, mode=cfg.preprocess, flip=cfg.flip
         )
-        common = dict(direction=cfg.direction, preprocess=preprocess, seed=cfg.seed)
+        common = dict(
+            direction=cfg.direction,
+            preprocess=preprocess,
+            seed=cfg.seed,
+            on_bad_image=cfg.on_bad_image,
+        )
         train_data = build_dataset(task, root, "train", train=True, **common)
         try:
             val_data = build_dataset(task, root, "val", train=False, **common)

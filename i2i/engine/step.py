@@ -9,6 +9,11 @@ detached (the objective halves the adversarial part, as the paper does). G step:
 ``objective.generator_loss(D, fake_in, fake, target)``, i.e. the non-saturating adversarial
 loss plus lambda * L1, with D's parameters frozen. Returned losses are detached tensors: the
 step never waits on the device; the loop reads values only when it logs.
+
+With ``skip_nonfinite`` set (``--on-nonfinite skip``) the step reads each loss before the update
+it would feed (one device sync per update) and raises :class:`NonFiniteLossError` instead of
+updating: a NaN or infinite D loss leaves both networks as they were; a non-finite G loss
+(rarer: D's loss sees the same fake images) leaves G as it was, D's update of that step stands.
 """
 
 from __future__ import annotations
@@ -20,6 +25,37 @@ import torch
 from torch import Tensor, nn
 
 from i2i.engine.devices import autocast, make_grad_scaler
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss of the step is NaN or infinite; raised before the update it would have fed.
+
+    ``losses`` holds the values (floats) of the losses computed so far in the step.
+    """
+
+    def __init__(self, losses: Mapping[str, float]):
+        self.losses = dict(losses)
+        shown = ", ".join(f"{k}={v:g}" for k, v in self.losses.items())
+        super().__init__(f"non-finite loss ({shown}); the update was skipped")
+
+
+def check_finite(losses: Mapping[str, Tensor], agree: Callable[[bool], bool] | None = None) -> None:
+    """Raise :class:`NonFiniteLossError` when any of ``losses`` is NaN or infinite.
+
+    One device sync; ``agree`` (e.g. "any rank?") makes distributed ranks decide together.
+
+    >>> check_finite({"l1": torch.tensor(0.5)})
+    >>> check_finite({"l1": torch.tensor(float("nan"))})
+    Traceback (most recent call last):
+    ...
+    i2i.engine.step.NonFiniteLossError: non-finite loss (l1=nan); the update was skipped
+    """
+    values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+    bad = not bool(torch.isfinite(values).all())
+    if agree is not None:
+        bad = agree(bad)
+    if bad:
+        raise NonFiniteLossError(dict(zip(losses, values.tolist(), strict=True)))
 
 
 class TrainStep(Protocol):
@@ -49,7 +85,8 @@ class Pix2PixStep:
 
     ``discriminator`` and ``opt_d`` are ``None`` when the objective has no adversarial term
     (an L1-only baseline). ``wrap`` swaps in wrapped callables (DDP, ``torch.compile``) while
-    state dicts keep coming from the plain modules.
+    state dicts keep coming from the plain modules. ``skip_nonfinite`` and ``agree`` are set by
+    the loop for ``on_nonfinite="skip"`` (see the module docstring).
     """
 
     def __init__(
@@ -81,6 +118,8 @@ class Pix2PixStep:
         self._g: Callable[[Tensor], Tensor] = generator
         self._d: Callable[[Tensor], Tensor] | None = discriminator
         self._d_for_g: Callable[[Tensor], Tensor] | None = discriminator
+        self.skip_nonfinite = False
+        self.agree: Callable[[bool], bool] | None = None
 
     def wrap(
         self,
@@ -157,6 +196,8 @@ class Pix2PixStep:
                 d_loss, d_parts = self.objective.discriminator_loss(
                     self._d, self._disc_input(x, y), self._disc_input(x, fake.detach())
                 )
+            if self.skip_nonfinite:
+                check_finite({"d_loss": d_loss, **d_parts}, self.agree)
             self.scaler_d.scale(d_loss).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
@@ -168,6 +209,12 @@ class Pix2PixStep:
         with autocast(self.device, self.precision):
             fake_in = self._disc_input(x, fake) if self.discriminator is not None else None
             g_loss, g_parts = self.objective.generator_loss(self._d_for_g, fake_in, fake, y)
+        if self.skip_nonfinite:
+            try:
+                check_finite({"g_loss": g_loss, **g_parts}, self.agree)
+            except NonFiniteLossError:
+                set_requires_grad(self.discriminator, True)  # as after a full step
+                raise
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()

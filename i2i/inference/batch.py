@@ -23,21 +23,34 @@ from tqdm.auto import tqdm
 
 from i2i.inference.translator import Translator
 
+ON_BAD_IMAGE = ("error", "skip")
+
 
 def batches_by_size(
-    pairs: Sequence[tuple[Path, Path]], batch_size: int
+    pairs: Sequence[tuple[Path, Path]],
+    batch_size: int,
+    *,
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> Iterator[tuple[torch.Tensor, list[Path]]]:
     """Read inputs in order and yield ``(images (B, 3, H, W), outputs)`` of same-size images.
 
     A batch is yielded when ``batch_size`` images of one size have been read; the rest at the end.
+    An unreadable input raises :class:`~i2i.data.ImageReadError`, or, when a ``skipped`` list is
+    given, is appended to it as ``(path, message)`` and left out.
     """
-    from i2i.data import read_image
+    from i2i.data import ImageReadError, read_image
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     buckets: dict[tuple[int, int], list[tuple[torch.Tensor, Path]]] = {}
     for src, dst in pairs:
-        img = read_image(src)
+        try:
+            img = read_image(src)
+        except ImageReadError as exc:
+            if skipped is None:
+                raise
+            skipped.append((Path(src), str(exc)))
+            continue
         bucket = buckets.setdefault(tuple(img.shape[-2:]), [])
         bucket.append((img, dst))
         if len(bucket) == batch_size:
@@ -55,18 +68,23 @@ def translate_files(
     batch_size: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> list[Path]:
     """Translate every ``(input, output)`` pair (see :func:`i2i.inference.files.plan_outputs`).
 
     Outputs are PNG files at the input's size. Returns the written paths, in the order written.
+    With a ``skipped`` list, unreadable inputs are appended to it instead of stopping the run.
     """
     from i2i.data import write_image
 
     written: list[Path] = []
     with tqdm(total=len(pairs), unit="img", desc="translate", disable=not progress) as bar:
-        for images, outputs in batches_by_size(pairs, batch_size):
+        before = 0
+        for images, outputs in batches_by_size(pairs, batch_size, skipped=skipped):
             results = translator.translate_batch(images)
             for img, dst in zip(results, outputs, strict=True):
                 written.append(write_image(img, dst, overwrite=overwrite))
-            bar.update(len(outputs))
+            now = len(skipped) if skipped is not None else 0
+            bar.update(len(outputs) + now - before)
+            before = now
     return written

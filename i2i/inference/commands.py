@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from i2i import hookimpl
+from i2i.inference.batch import ON_BAD_IMAGE
 from i2i.inference.modes import MODES
 from i2i.inference.translator import DEFAULT_TILE, PRECISIONS
 
@@ -81,6 +82,14 @@ checkpoint_option = click.option(
     help="Seed of the dropout noise in paper mode.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option(
+    "--on-bad-image",
+    type=click.Choice(ON_BAD_IMAGE),
+    default="error",
+    show_default=True,
+    help="An input that cannot be read: error stops naming it; skip leaves it out and reports "
+    "the count at the end.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.pass_context
 def translate_cmd(
@@ -96,12 +105,14 @@ def translate_cmd(
     device: str,
     seed: int,
     overwrite: bool,
+    on_bad_image: str,
     progress: bool,
 ) -> None:
     """Translate image files, folders or glob patterns INPUT... into PNG files in --out.
 
     Each output keeps its input's name stem and size. Nothing is written when any output
-    already exists (unless --overwrite) or two inputs share a stem.
+    already exists (unless --overwrite) or two inputs share a stem. Outputs never land outside
+    --out.
     """
     from i2i.cli import app
     from i2i.inference.batch import translate_files
@@ -120,12 +131,22 @@ def translate_cmd(
             overlap=overlap,
             seed=seed,
         )
+        skipped: list[tuple[Path, str]] | None = [] if on_bad_image == "skip" else None
         written = translate_files(
-            translator, pairs, batch_size=batch_size, overwrite=overwrite, progress=progress
+            translator,
+            pairs,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            progress=progress,
+            skipped=skipped,
         )
     except _user_errors() as exc:
         raise click.ClickException(str(exc)) from exc
+    for _, message in skipped or ():
+        click.echo(f"skipped: {message}", err=True)
     click.echo(f"wrote {len(written)} image(s) to {out} ({translator.mode} mode)")
+    if skipped:
+        click.echo(f"skipped {len(skipped)} bad image(s) (--on-bad-image skip)", err=True)
 
 
 @click.command("export")
