@@ -33,6 +33,7 @@ from tests.test_engine_fixtures import (  # noqa: F401 (one_thread is a fixture)
     tiny_config,
     write_ab_data,
 )
+from tests.test_reliability_corpus import assert_refused
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,17 +53,6 @@ def cli():
 
 def _run(cli, *args) -> Result:
     return CliRunner().invoke(cli, ["run", *map(str, args)])
-
-
-def assert_clean_failure(result: Result, *words: str) -> None:
-    """Exit 1 through click, the words in the output, no uncaught exception or traceback."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 1, result.output
-    for word in words:
-        assert word in result.output, (word, result.output)
-    assert "Traceback" not in result.output
 
 
 def _finite(state: dict[str, torch.Tensor]) -> bool:
@@ -94,7 +84,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     out = tmp_path / "r"
     result = _run(cli, "--task", "demo", "--data", data, "--out", out, "--max-steps", "8",
                   "--save-every", "2", "--log-every", "100", *TINY)  # fmt: skip
-    assert_clean_failure(result, "Training diverged: non-finite loss (d_loss", "at step 3;")
+    assert_refused(result, "Training diverged: non-finite loss (d_loss", "at step 3;")
     assert "stopped at step 4 without saving" in result.output
     assert "step_00000002" in result.output and "--on-nonfinite skip" in result.output
     ckpt = ck.load_checkpoint(out)
@@ -183,7 +173,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(cli, data, tmp_pat
     monkeypatch.setattr(ck, "_write_bytes", full_disk)
     result = _run(cli, "--task", "demo", "--data", data, "--out", out, "--max-steps", "4",
                   "--save-every", "2", "--log-every", "100", *TINY)  # fmt: skip
-    assert_clean_failure(result, "Cannot save checkpoint step_00000004", "the disk is full")
+    assert_refused(result, "Cannot save checkpoint step_00000004", "the disk is full")
     kept = out.absolute() / "checkpoints" / "step_00000002"
     assert f"The previous checkpoint, {kept}, is intact and kept" in result.output
     assert f"--resume {out.absolute()}" in result.output
@@ -208,7 +198,7 @@ def test_full_disk_while_logging_is_a_clear_error(cli, data, tmp_path, monkeypat
     out = tmp_path / "r"
     result = _run(cli, "--task", "demo", "--data", data, "--out", out, "--max-steps", "2",
                   "--log-every", "1", *TINY)  # fmt: skip
-    assert_clean_failure(result, "the disk is full", "metrics.jsonl", f"--resume {out}")
+    assert_refused(result, "the disk is full", "metrics.jsonl", f"--resume {out}")
 
 
 # ---- hostile files -----------------------------------------------------------------------------
@@ -266,7 +256,7 @@ def test_hostile_train_state_is_refused_on_resume(cli, trained, tmp_path):
     ):
         ck.load_checkpoint(run).train_state()
     result = _run(cli, "--resume", run, "--max-steps", "2")
-    assert_clean_failure(result, f"Refusing to load {state}", "can run code")
+    assert_refused(result, f"Refusing to load {state}", "can run code")
     assert not marker.exists()
     assert ck.load_checkpoint(run).step == 1  # nothing was saved over it
 
@@ -285,7 +275,7 @@ def test_hostile_weights_file_is_refused(cli, trained, tmp_path):
     result = CliRunner().invoke(
         cli, ["translate", "-c", str(run), str(img), "--out", str(tmp_path / "o"), "--no-progress"]
     )
-    assert_clean_failure(result, str(weights), "safetensors")
+    assert_refused(result, str(weights), "safetensors")
     assert not marker.exists() and not (tmp_path / "o").exists()
 
 
@@ -316,7 +306,7 @@ def test_translate_never_writes_through_a_link_out_of_its_folder(cli, trained, t
     args = ["translate", "-c", str(trained), str(src), "--out", str(out), "--no-progress"]
     for extra in ([], ["--overwrite"]):
         result = CliRunner().invoke(cli, [*args, *extra])
-        assert_clean_failure(result, str(out / "in.png"), f"would land outside {out}")
+        assert_refused(result, str(out / "in.png"), f"would land outside {out}")
     assert outside.read_bytes() == b"keep me" and (out / "in.png").is_symlink()
 
 

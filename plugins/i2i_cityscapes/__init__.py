@@ -24,4 +24,4 @@ cityscapes = paired_task(
 
 @hookimpl
 def i2i_register_tasks(register):
-    register("cityscapes", cityscapes, summary=cityscapes.summary)
+    register("cityscapes", cityscapes)

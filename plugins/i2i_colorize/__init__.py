@@ -69,4 +69,4 @@ colorize = photo_task(
 
 @hookimpl
 def i2i_register_tasks(register):
-    register("colorize", colorize, summary=colorize.summary)
+    register("colorize", colorize)

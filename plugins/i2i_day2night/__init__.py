@@ -25,4 +25,4 @@ day2night = paired_task(
 
 @hookimpl
 def i2i_register_tasks(register):
-    register("day2night", day2night, summary=day2night.summary)
+    register("day2night", day2night)

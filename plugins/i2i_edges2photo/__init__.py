@@ -68,7 +68,7 @@ edges2handbags = paired_task(
 
 @hookimpl
 def i2i_register_tasks(register):
-    register("edges2photo", edges2photo, summary=edges2photo.summary)
-    register("sketch2photo", sketch2photo, summary=sketch2photo.summary)
-    register("edges2shoes", edges2shoes, summary=edges2shoes.summary)
-    register("edges2handbags", edges2handbags, summary=edges2handbags.summary)
+    register("edges2photo", edges2photo)
+    register("sketch2photo", sketch2photo)
+    register("edges2shoes", edges2shoes)
+    register("edges2handbags", edges2handbags)

@@ -23,4 +23,4 @@ facades = paired_task(
 
 @hookimpl
 def i2i_register_tasks(register):
-    register("facades", facades, summary=facades.summary)
+    register("facades", facades)

@@ -79,4 +79,4 @@ inpaint = inpaint_task()
 
 @hookimpl
 def i2i_register_tasks(register):
-    register("inpaint", inpaint, summary=inpaint.summary)
+    register("inpaint", inpaint)

@@ -23,4 +23,4 @@ maps = paired_task(
 
 @hookimpl
 def i2i_register_tasks(register):
-    register("maps", maps, summary=maps.summary)
+    register("maps", maps)

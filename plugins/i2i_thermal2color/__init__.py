@@ -25,4 +25,4 @@ thermal2color = paired_task(
 
 @hookimpl
 def i2i_register_tasks(register):
-    register("thermal2color", thermal2color, summary=thermal2color.summary)
+    register("thermal2color", thermal2color)
