@@ -70,6 +70,7 @@ class Task:
     - ``image_to_input(img) -> x``: what ``i2i translate`` feeds the model for a user's image.
     - ``output_to_image(x, out) -> rgb``: a model output (with its input) as an RGB [0, 1] image.
     - ``input_to_image(x) -> rgb``: the model input as an RGB [0, 1] image, for sample grids.
+
     All conversions accept ``(C, H, W)`` and ``(B, C, H, W)``.
     """
 

@@ -8,7 +8,7 @@ def test_readme_component_list_is_current():
     text = (REPO_ROOT / "README.md").read_text()
     assert START in text and END in text
     assert replace_block(text, render_block()) == text, (
-        "README.md's component list is stale: run `python -m i2i.reference README.md`"
+        "README.md's component list is stale: run `python -m i2i.reference`"
     )
 
 
