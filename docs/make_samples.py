@@ -111,6 +111,12 @@ def figure(images: Path, dest: Path, rows: int = ROWS) -> None:
     sheet.save(dest, optimize=True)
 
 
+def eval_size(images: Path) -> str:
+    """``WxH`` of the first image that ``i2i eval`` wrote."""
+    with Image.open(sorted(images.glob("*_output.png"))[0]) as im:
+        return f"{im.width}x{im.height}"
+
+
 def machine() -> str:
     import torch
 
@@ -164,6 +170,7 @@ def make(sample: Sample, dest: Path, work: Path, quick: bool) -> dict:
         "steps": steps,
         "train_seconds": round(wall, 1),
         "val_images": summary["num_images"],
+        "eval_size": eval_size(eval_dir / "images"),
         "test_mode": summary["source"]["mode"],
         "metrics": {k: round(v, 4) for k, v in summary["metrics"].items()},
         "date": time.strftime("%Y-%m-%d"),

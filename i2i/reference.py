@@ -237,7 +237,7 @@ def results_block(result: dict, figures: str) -> str:
 
     >>> r = {"task": "t", "command": "i2i run --task t", "note": "", "generator": "unet_256",
     ...      "discriminator": "patch70", "crop_size": 256, "precision": "fp32", "steps": 10,
-    ...      "train_seconds": 60.0, "val_images": 2, "test_mode": "paper", "metrics": {"l1": 0.1}, "date": "2026-12-02",
+    ...      "train_seconds": 60.0, "val_images": 2, "eval_size": "8x8", "test_mode": "paper", "metrics": {"l1": 0.1}, "date": "2026-12-02",
     ...      "machine": "a CPU"}
     >>> "| l1 | 0.1000 |" in results_block(r, "../_static/samples/t")
     True
@@ -254,8 +254,8 @@ def results_block(result: dict, figures: str) -> str:
             f"{result['steps']} steps of {result['generator']} + {result['discriminator']} at "
             f"{result['crop_size']} px in {result['precision']}, "
             f"{result['train_seconds'] / 60:.1f} minutes of training on {result['machine']} "
-            f"({result['date']}). `i2i eval` on the {result['val_images']} val images "
-            f"({result['test_mode']} test mode):",
+            f"({result['date']}). `i2i eval` on the {result['val_images']} val images at "
+            f"{result['eval_size']} px ({result['test_mode']} test mode):",
             "",
             "| metric | value |",
             "| --- | --- |",
