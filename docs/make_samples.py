@@ -166,6 +166,7 @@ def make(sample: Sample, dest: Path, work: Path, quick: bool) -> dict:
         "generator": config["generator"],
         "discriminator": config["discriminator"],
         "crop_size": config["crop_size"],
+        "batch_size": config["batch_size"],
         "precision": used_precision(config),
         "steps": steps,
         "train_seconds": round(wall, 1),

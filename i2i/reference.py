@@ -236,7 +236,7 @@ def results_block(result: dict, figures: str) -> str:
     """The sample-run section of a task page, from a ``results.json`` of docs/make_samples.py.
 
     >>> r = {"task": "t", "command": "i2i run --task t", "note": "", "generator": "unet_256",
-    ...      "discriminator": "patch70", "crop_size": 256, "precision": "fp32", "steps": 10,
+    ...      "discriminator": "patch70", "crop_size": 256, "batch_size": 1, "precision": "fp32", "steps": 10,
     ...      "train_seconds": 60.0, "val_images": 2, "eval_size": "8x8", "test_mode": "paper", "metrics": {"l1": 0.1}, "date": "2026-12-02",
     ...      "machine": "a CPU"}
     >>> "| l1 | 0.1000 |" in results_block(r, "../_static/samples/t")
@@ -251,8 +251,8 @@ def results_block(result: dict, figures: str) -> str:
             result["command"],
             "```",
             "",
-            f"{result['steps']} steps of {result['generator']} + {result['discriminator']} at "
-            f"{result['crop_size']} px in {result['precision']}, "
+            f"{result['steps']} steps (batch {result['batch_size']}) of {result['generator']} + "
+            f"{result['discriminator']} at {result['crop_size']} px in {result['precision']}, "
             f"{result['train_seconds'] / 60:.1f} minutes of training on {result['machine']} "
             f"({result['date']}). `i2i eval` on the {result['val_images']} val images at "
             f"{result['eval_size']} px ({result['test_mode']} test mode):",
