@@ -8,8 +8,6 @@ benchmarks/README.md for the numbers. Both are small and self-contained, ready t
   non-contiguous tensor (``.contiguous()`` on parameter, gradient and both moments, then back),
   which is what channels_last weights are. This subclass hands the kernel flat views of
   channels_last tensors instead: same math, same ``state_dict``, no copies.
-- :func:`keep_heap`: glibc ``mallopt`` so that freed memory stays in the heap for reuse instead
-  of being unmapped and faulted in again on the next step.
 
 >>> import torch
 >>> p = torch.nn.Parameter(torch.ones(2, 3, 4, 4).contiguous(memory_format=torch.channels_last))
@@ -23,9 +21,6 @@ torch.Size([2, 3, 4, 4])
 """
 
 from __future__ import annotations
-
-import ctypes
-import ctypes.util
 
 import torch
 from torch import Tensor
@@ -70,23 +65,3 @@ class FlatFusedAdam(torch.optim.Adam):
                         _flat_view(v),
                     )
         return out
-
-
-def keep_heap() -> bool:
-    """glibc: serve every allocation from the heap and never give freed memory back.
-
-    Tensors of 32 MiB and more (the fp32 gradients of the U-Net's 8M-weight layers; batch-8
-    activations) are otherwise ``mmap``-ed and unmapped on every step, and each step pays
-    their page faults again. Process-wide; returns False where this is not glibc (then
-    nothing changes).
-    """
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-        )
-    except (OSError, AttributeError):
-        return False

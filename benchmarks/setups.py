@@ -54,7 +54,7 @@ class PathSettings:
     compile: bool
     flush_denormal: bool
     speedups: bool = True  # i2i's model speedups (GEMM for tiny convs, dense skip grads)
-    keep_heap: bool = False  # benchmarks.proposals.keep_heap
+    keep_heap: bool = False  # i2i.engine.devices.keep_freed_memory
     flat_adam: bool = False  # benchmarks.proposals.FlatFusedAdam
     translator: bool = False  # inference through i2i's Translator
 
@@ -102,20 +102,20 @@ def engine_defaults(device: torch.device = DEVICE) -> PathSettings:
         channels_last=bool(cfg.channels_last),
         fused_adam=fused_adam_supported(device.type),
         compile=bool(cfg.compile),
-        flush_denormal=device.type == "cpu",
+        flush_denormal=device.type == "cpu",  # `i2i run` sets both (tune_cpu_process)
+        keep_heap=device.type == "cpu",
     )
 
 
 def proposed_training(device: torch.device = DEVICE) -> PathSettings:
-    """The engine's defaults plus what measured faster here: channels_last, flat fused Adam,
-    the glibc heap kept (bf16 where the CPU has it)."""
+    """The engine's defaults plus what measured faster here: channels_last and flat fused Adam
+    (bf16 where the CPU has it)."""
     base = engine_defaults(device)
     return dataclasses.replace(
         base,
         name="i2i+",
         channels_last=True,
         flat_adam=base.fused_adam,
-        keep_heap=device.type == "cpu",
     )
 
 
@@ -126,24 +126,23 @@ def translator_defaults(device: torch.device = DEVICE) -> PathSettings:
     return PathSettings(
         "i2i",
         precision=translator_precision("auto", device),
-        channels_last=False,
+        channels_last=device.type == "cpu",  # the Translator's default
         fused_adam=False,
         compile=False,
-        flush_denormal=False,
+        flush_denormal=device.type == "cpu",  # `i2i translate` sets both (tune_cpu_process)
+        keep_heap=device.type == "cpu",
         translator=True,
     )
 
 
 def proposed_inference(device: torch.device = DEVICE) -> PathSettings:
-    """The Translator with bf16 autocast (where the engine's precision ``auto`` picks bf16),
-    a channels_last generator, flush-denormal and the glibc heap kept."""
+    """The Translator's defaults with bf16 autocast where the engine's precision ``auto`` picks
+    bf16 (CPUs with native bf16; the Translator's ``auto`` stays fp32 on CPUs)."""
     return dataclasses.replace(
         translator_defaults(device),
         name="i2i+",
         precision=resolve_precision("auto", device),
         channels_last=True,
-        flush_denormal=device.type == "cpu",
-        keep_heap=device.type == "cpu",
     )
 
 
@@ -152,9 +151,9 @@ def enter_path(settings: PathSettings) -> None:
     call when paths share a process; ``keep_heap`` cannot be undone there)."""
     torch.set_flush_denormal(settings.flush_denormal)
     if settings.keep_heap:
-        from benchmarks.proposals import keep_heap
+        from i2i.engine.devices import keep_freed_memory
 
-        keep_heap()
+        keep_freed_memory()
 
 
 @dataclass(frozen=True)
@@ -278,7 +277,13 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
         from i2i.inference.translator import Translator
 
         task = default_catalog().tasks.get("facades").obj
-        translator = Translator(gen, task, mode="eval", precision=settings.precision)
+        translator = Translator(
+            gen,
+            task,
+            mode="eval",
+            precision=settings.precision,
+            channels_last=settings.channels_last,
+        )
         if settings.compile:
             translator.generator = torch.compile(gen)
 

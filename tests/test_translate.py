@@ -374,3 +374,26 @@ def test_translate_mode_option(cli, run_dir, tmp_path):
         assert result.exit_code == 0 and f"({mode} mode)" in result.output
         outs[mode] = read_image(out / "p.png")
     assert not torch.equal(outs["eval"], outs["paper"])
+
+
+def test_channels_last_on_the_cpu_gives_the_nchw_result(catalog, tmp_path):
+    """The CPU default stores the weights NHWC (faster there); the images do not change."""
+    ckpt = make_checkpoint(
+        tmp_path / "run", catalog, generator="unet_128", generator_kwargs={"ngf": 8}
+    )
+    nhwc, nchw = load(ckpt, catalog=catalog), load(ckpt, catalog=catalog, channels_last=False)
+    weight = next(p for p in nhwc.generator.parameters() if p.dim() == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert all(p.is_contiguous() for p in nchw.generator.parameters())
+    img = torch.rand(3, 100, 140, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(nhwc.translate(img), nchw.translate(img), atol=1e-5, rtol=0)
+
+
+def test_channels_last_leaves_other_than_4d_weights_alone(module_catalog):
+    facades_task = module_catalog.tasks.get("facades").obj
+    net = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1))
+    net.register_buffer("volume", torch.zeros(1, 1, 2, 2, 2))
+    tr = Translator(net, facades_task, mode="eval")
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert net.volume.is_contiguous()
+    assert tr.translate(torch.rand(3, 8, 8)).shape == (3, 8, 8)

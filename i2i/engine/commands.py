@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import torch
 
 from i2i import hookimpl
 from i2i.cli import ComponentName, app
@@ -175,6 +174,7 @@ def run_cmd(ctx: click.Context, **opts: Any) -> None:
     """
     from i2i.data.io import DataError
     from i2i.engine.checkpoint import CheckpointError
+    from i2i.engine.devices import tune_cpu_process
     from i2i.engine.loop import TrainingDiverged, TrainingInterrupted
     from i2i.engine.runner import resume_config, train
 
@@ -183,7 +183,7 @@ def run_cmd(ctx: click.Context, **opts: Any) -> None:
     overwrite = opts.pop("overwrite")
     quiet = opts.pop("quiet")
     flags = _flags(opts)
-    torch.set_flush_denormal(True)  # CPU: denormals are slow and meaningless here
+    tune_cpu_process()
     try:
         if resume:
             cfg = resume_config(resume, catalog, **flags)

@@ -15,6 +15,8 @@ torch.float32
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -22,6 +24,41 @@ import torch
 from torch import nn
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def keep_freed_memory() -> bool:
+    """glibc: serve every allocation from the heap and keep freed memory there for reuse.
+
+    Otherwise tensors of 32 MiB and more (the fp32 gradients of the U-Net's 8M-weight layers,
+    batch-8 activations) are ``mmap``-ed and unmapped on every step, which pays their page
+    faults again each time: 3-20 % of a CPU training step, about 25 % of batch-8 inference
+    (benchmarks/README.md). The cost: the process keeps its peak memory. Process-wide and not
+    undoable; returns False where the C library is not glibc (nothing changes then).
+    """
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+        )
+    except (OSError, AttributeError):
+        return False
+
+
+def tune_cpu_process() -> None:
+    """What the ``i2i`` commands set once at start: flush denormals to zero (they are slow on
+    CPUs and meaningless here) and keep freed memory (:func:`keep_freed_memory`).
+
+    Process-wide, so the Python API leaves it to its caller.
+    """
+    torch.set_flush_denormal(True)
+    keep_freed_memory()
 
 
 def resolve_device(name: str, local_rank: int | None = None) -> torch.device:

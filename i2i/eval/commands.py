@@ -127,6 +127,7 @@ def eval_cmd(
     from i2i.cli import app
     from i2i.data import DataError, PreprocessConfig, build_dataset
     from i2i.engine.checkpoint import CheckpointError
+    from i2i.engine.devices import tune_cpu_process
     from i2i.eval.report import ReportWriter, _json_number
     from i2i.eval.runner import EvalConfigError, build_metrics, default_metric_names, evaluate
     from i2i.eval.samples import EvalDataError, checkpoint_batches, folder_batches
@@ -140,6 +141,7 @@ def eval_cmd(
     if checkpoint is not None and (target is not None or input_dir is not None):
         raise click.UsageError("--target and --input go with --pred, not --checkpoint")
     catalog = app(ctx).catalog
+    tune_cpu_process()
     try:
         if out is not None:
             _prepare_out(out, overwrite)

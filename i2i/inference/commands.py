@@ -115,10 +115,12 @@ def translate_cmd(
     --out.
     """
     from i2i.cli import app
+    from i2i.engine.devices import tune_cpu_process
     from i2i.inference.batch import translate_files
     from i2i.inference.files import expand_inputs, plan_outputs
     from i2i.inference.translator import load
 
+    tune_cpu_process()
     try:
         pairs = plan_outputs(expand_inputs(inputs), out, overwrite=overwrite)
         translator = load(
