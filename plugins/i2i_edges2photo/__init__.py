@@ -9,6 +9,9 @@ layout; with no ``--data`` the built-in photos): thin Canny edges, or hand-drawn
 In the files the authors released, A (left) is the edge map and B (right) the photo, so the
 default direction is AtoB (edges -> photo). Caveat: the 20-pair ``edges2shoes_sample`` in the
 project's shared test data has the photo on the LEFT; train on it with ``--direction BtoA``.
+The shoe photos are UT Zappos50K (A. Yu and K. Grauman, "Fine-Grained Visual Comparisons with
+Local Learning", CVPR 2014; academic use with citation), the handbags are from iGAN (Zhu et al.,
+ECCV 2016); the edge maps and pairs are pix2pix's.
 
 >>> import torch
 >>> x, y = edges2photo.make_pair(torch.rand(3, 32, 32))

@@ -4,6 +4,9 @@ A|B files, A (left) = the photo, B (right) = the colour-coded label map, so labe
 ``BtoA`` (the default, as ``--direction BtoA`` in the official code). Paper recipe: 400 training
 images, 200 epochs (100 constant + 100 decaying learning rate), batch size 1, U-Net 256, 70x70
 PatchGAN, GAN + 100 L1, 286 -> 256 random crops with flips. ``i2i data fetch facades`` downloads it.
+The images and labels are by R. Tyleček and R. Šára (CMP, Czech Technical University): cite
+"Spatial Pattern Templates for Recognition of Objects with Regular Structure", GCPR 2013, and the
+pix2pix paper for the A|B packaging.
 
 >>> facades.direction, facades.in_channels, facades.out_channels
 ('BtoA', 3, 3)
