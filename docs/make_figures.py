@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -35,6 +35,10 @@ import i2i  # noqa: E402
 from i2i.testing import measure_receptive_field  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))  # the project root, for benchmarks/ when run as a script
+
+from benchmarks.bench import data_root  # noqa: E402
+
 DEFAULT_DEST = DOCS / "_static" / "figures"
 FIGURE = "receptive_fields.png"
 PHOTO_SIZE = 256
@@ -44,11 +48,6 @@ SEED = 0
 DPI = 100
 RED = "#e8112d"
 PALETTE_COLOURS = 128  # stored as a palette PNG: a small fraction of the RGB size
-
-
-def data_root() -> Path:
-    """``$I2I_DATA``, or ``shared/data`` beside the repository."""
-    return Path(os.environ.get("I2I_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def build(name: str) -> nn.Module:

@@ -30,6 +30,11 @@ from pathlib import Path
 from PIL import Image
 
 DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))  # the project root, for benchmarks/ when run as a script
+
+from benchmarks.bench import data_root  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
+
 STATIC = DOCS / "_static" / "samples"
 ROWS = 3  # val images shown per figure
 CELL = 128  # pixels per figure cell
@@ -69,10 +74,6 @@ SAMPLES = {
 }
 
 QUICK_FLAGS = ("--max-steps", "2", "--gen-opt", "ngf=8", "--disc-opt", "ndf=8")
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("I2I_DATA", DOCS.parent.parent / "shared" / "data"))
 
 
 def i2i(*args: str) -> str:
@@ -120,15 +121,10 @@ def eval_size(images: Path) -> str:
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def used_precision(config: dict) -> str:

@@ -1,7 +1,7 @@
 """Reference pages generated from the code, kept in the README and the docs.
 
 ``python -m i2i.reference`` rewrites the component block between the README's markers and the
-generated pages of ``docs/`` (:data:`DOC_PAGES`): the CLI reference from the click commands, the
+generated pages of ``docs/`` (:func:`docs_pages`): the CLI reference from the click commands, the
 component tables and options from the registries, the hook reference from the hookspecs. The
 tests fail when a checked-in copy is stale.
 
@@ -181,6 +181,11 @@ def hook_reference() -> str:
     return "\n".join(parts)
 
 
+def _value_rows(values: dict[str, Any]) -> list[str]:
+    """``| `key` | `repr(value)` |`` table rows."""
+    return [f"| `{k}` | `{v!r}` |" for k, v in values.items()]
+
+
 def components_page(catalog: Catalog) -> str:
     """A Markdown page of the component tables, then each component's options and defaults."""
     parts = [
@@ -210,9 +215,7 @@ def components_page(catalog: Catalog) -> str:
                 }
                 label = "option"
             if table:
-                parts += [f"| {label} | value |", "| --- | --- |"]
-                parts += [f"| `{k}` | `{v!r}` |" for k, v in table.items()]
-                parts.append("")
+                parts += [f"| {label} | value |", "| --- | --- |", *_value_rows(table), ""]
             parts += [f"Provided by {e.provider}.", ""]
     return "\n".join(parts)
 
@@ -316,7 +319,7 @@ def task_page(name: str, task: Any, result: dict | None) -> str:
         "",
         "| setting | value |",
         "| --- | --- |",
-        *(f"| `{k}` | `{v!r}` |" for k, v in task.defaults.items()),
+        *_value_rows(task.defaults),
         f"| metrics | {', '.join(task.metrics)} |",
         "",
         "## Sample run",

@@ -130,7 +130,8 @@ def test_following_the_quickstart_gives_a_model_and_translated_images(tmp_path):
     assert Image.open(tmp_path / "cat_colour.png").mode == "RGB"
 
 
-def _load_script(path: Path):
+def load_script(path: Path):
+    """A script of docs/ as a module (docs/ is not a package)."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module  # dataclasses look their module up
@@ -139,7 +140,7 @@ def _load_script(path: Path):
 
 
 def test_the_sample_runs_shown_are_recorded_and_their_figures_exist():
-    samples = _load_script(DOCS / "make_samples.py")
+    samples = load_script(DOCS / "make_samples.py")
     recorded = sorted(p.parent.name for p in (DOCS / "_static" / "samples").glob("*/results.json"))
     assert "colorize" in recorded and "facades" in recorded
     for task in recorded:

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "make_figures.py"
+from tests.test_docs import DOCS, load_script
+
 DECLARED = {"pixel": 1, "patch16": 16, "patch34": 34, "patch70": 70, "image286": 286}
 
 
 @pytest.fixture(scope="module")
 def figures():
     """The script as a module (docs/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("i2i_docs_make_figures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    return load_script(DOCS / "make_figures.py")
 
 
 @pytest.mark.parametrize("data", ["absent", "default"])
