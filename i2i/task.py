@@ -70,6 +70,8 @@ class Task:
     - ``image_to_input(img) -> x``: what ``i2i translate`` feeds the model for a user's image.
     - ``output_to_image(x, out) -> rgb``: a model output (with its input) as an RGB [0, 1] image.
     - ``input_to_image(x) -> rgb``: the model input as an RGB [0, 1] image, for sample grids.
+    - ``palette``: for label-map tasks, the classes as ``(name, (r, g, b))`` with colours 0..255,
+      in class-index order; what a demo draws with, what a segmentation score decodes labels by.
 
     All conversions accept ``(C, H, W)`` and ``(B, C, H, W)``.
     """
@@ -87,6 +89,7 @@ class Task:
     metrics: tuple[str, ...] = ("l1", "psnr", "ssim")
     default_data: Callable[[], Path] | None = None
     description: str = ""
+    palette: tuple[tuple[str, tuple[int, int, int]], ...] = ()
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -97,6 +100,24 @@ class Task:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Task {name} must be a positive int, got {value!r}")
+        for entry in self.palette:
+            name, rgb = entry
+            if not (
+                isinstance(name, str)
+                and len(rgb) == 3
+                and all(isinstance(c, int) and 0 <= c <= 255 for c in rgb)
+            ):
+                raise ValueError(f"Task palette entries must be (name, (r, g, b)), got {entry!r}")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The palette's class names, in class-index order (empty without a palette)."""
+        return tuple(name for name, _ in self.palette)
+
+    @property
+    def class_colors(self) -> tuple[tuple[int, int, int], ...]:
+        """The palette's RGB colours 0..255, in class-index order (empty without a palette)."""
+        return tuple(tuple(rgb) for _, rgb in self.palette)
 
     def check_input(self, x: Tensor, name: str = "task") -> None:
         """Raise a clear error when ``x`` is not a ``(B, in_channels, H, W)`` batch."""

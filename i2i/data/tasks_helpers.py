@@ -74,6 +74,7 @@ def paired_task(
     defaults: dict[str, Any] | None = None,
     metrics: tuple[str, ...] = IMAGE_METRICS,
     description: str = "",
+    palette: tuple[tuple[str, tuple[int, int, int]], ...] = (),
     **conversions: Callable[..., Any],
 ) -> Task:
     """A :class:`i2i.Task` for paired data (A|B files or A/ B/ folders) with the paper's defaults.
@@ -94,6 +95,7 @@ def paired_task(
         defaults=pix2pix_defaults(**(defaults or {})),
         metrics=metrics,
         description=description,
+        palette=palette,
         **conversions,
     )
 
