@@ -17,8 +17,37 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("i2i")
 
 from i2i.catalog import Catalog  # noqa: E402
+from i2i.config import ConfigError, RunConfig, adversarial_terms  # noqa: E402
+from i2i.recipe import (  # noqa: E402
+    Recipe,
+    RecipeOption,
+    RecipeSetup,
+    RecipeStep,
+    ValidationContext,
+    Wrapping,
+    other_direction,
+)
 from i2i.registry import Entry, RegistrationError, Registry, UnknownComponentError  # noqa: E402
 from i2i.task import Task, to_image_range, to_model_range  # noqa: E402
+
+#: Public names that live in the engine, imported on first use (never when ``i2i`` is).
+_LAZY = {
+    "Objective": "i2i.losses",
+    "autocast": "i2i.engine.devices",
+    "make_grad_scaler": "i2i.engine.devices",
+    "check_finite": "i2i.engine.step",
+    "set_requires_grad": "i2i.engine.step",
+    "NonFiniteLossError": "i2i.engine.step",
+    "in_test_mode": "i2i.engine.validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'i2i' has no attribute {name!r}")
 
 
 @lru_cache(maxsize=1)
@@ -74,11 +103,27 @@ def create_discriminator(name: str, in_channels: int = 6, **kwargs: Any):
 
 __all__ = [
     "Catalog",
+    "ConfigError",
+    "NonFiniteLossError",
+    "Objective",
+    "RunConfig",
+    "adversarial_terms",
+    "autocast",
+    "check_finite",
+    "in_test_mode",
+    "make_grad_scaler",
+    "set_requires_grad",
     "Entry",
     "RegistrationError",
     "Registry",
+    "Recipe",
+    "RecipeOption",
+    "RecipeSetup",
+    "RecipeStep",
     "Task",
     "UnknownComponentError",
+    "ValidationContext",
+    "Wrapping",
     "__version__",
     "catalog",
     "create_discriminator",
@@ -86,6 +131,7 @@ __all__ = [
     "hookimpl",
     "list_components",
     "load",
+    "other_direction",
     "to_image_range",
     "to_model_range",
 ]

@@ -21,18 +21,20 @@ KINDS: dict[str, tuple[str, str]] = {
     "losses": ("i2i_register_losses", "loss"),
     "tasks": ("i2i_register_tasks", "task"),
     "metrics": ("i2i_register_metrics", "metric"),
+    "recipes": ("i2i_register_recipes", "recipe"),
 }
 
 
 @dataclass
 class Catalog:
-    """Every registered generator, discriminator, loss, task and metric."""
+    """Every registered generator, discriminator, loss, task, metric and recipe."""
 
     generators: Registry
     discriminators: Registry
     losses: Registry
     tasks: Registry
     metrics: Registry
+    recipes: Registry
     plugin_manager: pluggy.PluginManager | None = None
 
     @classmethod

@@ -152,6 +152,11 @@ def build_cli(pm: pluggy.PluginManager) -> click.Group:
                 row.update(_task_meta(entry))
                 row["defaults"] = dict(entry.obj.defaults)
                 row["metrics"] = list(entry.obj.metrics)
+            elif entry.kind == "recipe":
+                row["options"] = entry.options()
+                row["option_help"] = entry.obj.option_help()
+                row["run_defaults"] = dict(getattr(entry.obj, "defaults", {}) or {})
+                row["unpaired"] = bool(getattr(entry.obj, "unpaired", False))
             else:
                 row["options"] = {
                     k: v if _jsonable(v) else repr(v) for k, v in entry.options().items()

@@ -46,6 +46,8 @@ PAPER_CROP_SIZE = 256
 
 #: Keys a task's ``defaults`` may set, and the RunConfig field each one fills.
 TASK_DEFAULT_KEYS = (
+    "recipe",
+    "recipe_options",
     "generator",
     "generator_kwargs",
     "discriminator",
@@ -83,10 +85,17 @@ class RunConfig:
     ``on_bad_image`` says what an unreadable or unusable data file does: ``error`` stops the run
     naming it, ``skip`` leaves it out and counts it. ``on_nonfinite`` says what a NaN or infinite
     loss does: ``stop`` ends the run naming the step, without saving the bad weights; ``skip``
-    drops that step's update and counts it.
+    drops that step's update and counts it. ``recipe`` names the training method (see
+    ``i2i list recipes``) and ``recipe_options`` its options (every one, defaults filled in);
+    ``unpaired`` draws the two sides of paired data independently; ``init_from`` starts the
+    networks from another run's weights (fine-tuning).
     """
 
     task: str
+    recipe: str = "pix2pix"
+    recipe_options: dict[str, Any] = field(default_factory=dict)
+    unpaired: bool = False
+    init_from: str | None = None
     generator: str = "unet_256"
     generator_kwargs: dict[str, Any] = field(default_factory=dict)
     discriminator: str | None = "patch70"
@@ -248,10 +257,17 @@ def resolve_config(catalog: Catalog, task: str, **flags: Any) -> RunConfig:
         if key in TASK_DEFAULT_KEYS:
             values[key] = value
     given = {k: v for k, v in flags.items() if v is not None}
+    task_recipe = values.get("recipe", "pix2pix")
+    recipe_entry = catalog.recipes.get(given.get("recipe", task_recipe))
+    if recipe_entry.name != catalog.recipes.get(task_recipe).name:
+        # the task's defaults are for its own recipe: another one brings its own choices
+        values.pop("recipe_options", None)
+        values.update(dict(getattr(recipe_entry.obj, "defaults", {}) or {}))
+    values["recipe"] = recipe_entry.name
     if "epochs" in given and "epochs_decay" not in given:
         given["epochs_decay"] = 0
     lambda_l1 = given.pop("lambda_l1", None)
-    for key in ("generator_kwargs", "discriminator_kwargs"):  # options add to the task's
+    for key in ("generator_kwargs", "discriminator_kwargs", "recipe_options"):  # add to the task's
         if key in given and isinstance(values.get(key), dict):
             given[key] = {**values[key], **given[key]}
     if "crop_size" in given and "load_size" not in given:
@@ -320,14 +336,36 @@ def validate_config(cfg: RunConfig, catalog: Catalog) -> RunConfig:
             f"with preprocess {cfg.preprocess!r}"
         )
     check_crop_size(gen.name, gen.meta.get("size_multiple"), cfg.crop_size)
-    for name in ("generator_kwargs", "discriminator_kwargs"):
+    for name in ("generator_kwargs", "discriminator_kwargs", "recipe_options"):
         if not isinstance(getattr(cfg, name), dict):
             raise ConfigError(f"{name} must be a dict, got {getattr(cfg, name)!r}")
+    recipe = catalog.recipes.get(cfg.recipe)
+    recipe_options = recipe.obj.resolve_options(cfg.recipe_options)
+    unpaired_layout = task_obj.layout == "unpaired"
+    if (cfg.unpaired or unpaired_layout) and not getattr(recipe.obj, "unpaired", False):
+        what = f"task {task.name!r} has unpaired data" if unpaired_layout else "--unpaired"
+        able = [e.name for e in catalog.recipes if getattr(e.obj, "unpaired", False)]
+        raise ConfigError(
+            f"{what}, but recipe {recipe.name!r} learns from aligned pairs only; "
+            f"use a recipe for unpaired data ({', '.join(able) or 'none installed'})"
+        )
+    if cfg.unpaired and task_obj.layout == "single":
+        raise ConfigError(
+            f"--unpaired needs paired data to draw apart; task {task.name!r} derives its input "
+            "from one photo"
+        )
     data = cfg.data
     if data is not None:
         data = os.path.abspath(os.path.expanduser(str(data)))
-    return cfg.replace(
+    init_from = cfg.init_from
+    if init_from is not None:
+        init_from = os.path.abspath(os.path.expanduser(str(init_from)))
+    out = cfg.replace(
         task=task.name,
+        recipe=recipe.name,
+        recipe_options=recipe_options,
+        unpaired=bool(cfg.unpaired),
+        init_from=init_from,
         generator=gen.name,
         discriminator=disc_name,
         objective=objective,
@@ -339,6 +377,8 @@ def validate_config(cfg: RunConfig, catalog: Catalog) -> RunConfig:
         generator_kwargs=dict(cfg.generator_kwargs),
         discriminator_kwargs=dict(cfg.discriminator_kwargs),
     )
+    recipe.obj.check_config(out, task_obj, catalog)
+    return out
 
 
 def fitting_preset(catalog: Catalog, generator: str, crop_size: int) -> str:

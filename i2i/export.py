@@ -170,14 +170,16 @@ def export_checkpoint(
     size: int | None = None,
     opset: int = 17,
     overwrite: bool = False,
+    direction: str | None = None,
 ) -> Path:
-    """Export the generator of ``checkpoint`` (or a run folder's latest) to ``out``."""
+    """Export the generator of ``checkpoint`` (or a run folder's latest) to ``out``; for a
+    two-way model, the one translating in ``direction`` (default: the trained direction)."""
     from i2i import __version__
     from i2i.inference.translator import load
 
     if fmt not in FORMATS:
         raise ExportError(f"export format must be one of {', '.join(FORMATS)}; got {fmt!r}")
-    translator = load(checkpoint, catalog=catalog, mode="eval", device="cpu")
+    translator = load(checkpoint, catalog=catalog, mode="eval", device="cpu", direction=direction)
     m = translator.size_multiple
     size = m if size is None else size
     if size % m:
@@ -192,6 +194,7 @@ def export_checkpoint(
         "in_channels": translator.task.in_channels,
         "out_channels": translator.task.out_channels,
         "size_multiple": m,
+        "direction": direction or cfg.get("direction"),
         "input_range": [-1.0, 1.0],
         "test_mode": "eval",
         "step": cfg.get("step"),

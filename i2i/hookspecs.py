@@ -57,5 +57,14 @@ def i2i_register_metrics(register):
 
 
 @hookspec
+def i2i_register_recipes(register):
+    """Register training methods: ``register(name, recipe, *, aliases=(), summary=None)``.
+
+    ``recipe`` is an :class:`i2i.Recipe`: its options with defaults, and ``build(setup)`` that
+    returns the run's :class:`i2i.RecipeStep` (roles, optimizers, the step on one batch).
+    """
+
+
+@hookspec
 def i2i_register_commands(cli):
     """Add click commands to the ``i2i`` command group ``cli``."""

@@ -27,6 +27,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i.models",
     "i2i.losses",
     "i2i.metrics",
+    "i2i.recipes",
     "i2i.inference.commands",
     "i2i.eval.commands",
     "i2i.data.commands",
@@ -38,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i_maps",
     "i2i_day2night",
     "i2i_thermal2color",
+    "i2i_cyclegan",
     "i2i.engine.commands",
     "i2i.report",
 )

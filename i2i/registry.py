@@ -61,7 +61,10 @@ class Entry:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def options(self) -> dict[str, Any]:
-        """Keyword options of a factory with their defaults (empty for non-callables)."""
+        """Keyword options of a factory with their defaults (empty for non-callables); a recipe's
+        declared options."""
+        if callable(getattr(self.obj, "option_defaults", None)):
+            return dict(self.obj.option_defaults())
         if (
             not callable(self.obj)
             or inspect.isclass(self.obj)

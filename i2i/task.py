@@ -125,3 +125,58 @@ class Task:
             raise ValueError(
                 f"expected (B, {self.in_channels}, H, W) for task {name!r}, got {tuple(x.shape)}"
             )
+
+
+def _channels_input(channels: int) -> Callable[[Tensor], Tensor]:
+    """RGB [0, 1] -> a model input of ``channels`` channels in [-1, 1] (grey for one)."""
+
+    def image_to_input(img: Tensor) -> Tensor:
+        if channels == 3:
+            return to_model_range(img)
+        grey = (
+            0.299 * img[..., 0:1, :, :] + 0.587 * img[..., 1:2, :, :] + 0.114 * img[..., 2:3, :, :]
+        )
+        return to_model_range(grey.expand(*grey.shape[:-3], channels, *grey.shape[-2:]))
+
+    return image_to_input
+
+
+def _generic_output(x: Tensor, out: Tensor) -> Tensor:
+    return _rgb_input(out)
+
+
+def _channels_pair(in_channels: int, out_channels: int) -> Callable[..., tuple[Tensor, Tensor]]:
+    """(source, target) RGB images -> model tensors of the given channel counts."""
+    source, target = _channels_input(in_channels), _channels_input(out_channels)
+
+    def make_pair(images: Sequence[Tensor], generator: torch.Generator | None = None):
+        src, dst = images
+        return source(src), target(dst)
+
+    return make_pair
+
+
+def reversed_task(task: Task) -> Task:
+    """The task the other way round, for a two-way model's reverse mapping (CycleGAN's F).
+
+    Its input is an RGB image of the target side (grey when that side has one channel); its
+    output is shown as RGB. Task-specific conversions (Lab colour, masks) do not reverse.
+
+    >>> t = Task(summary="edges to photo", in_channels=1, out_channels=3, layout="aligned")
+    >>> r = reversed_task(t)
+    >>> r.in_channels, r.out_channels, r.direction, tuple(r.image_to_input(torch.rand(3, 4, 4)).shape)
+    (3, 1, 'BtoA', (3, 4, 4))
+    """
+    return Task(
+        summary=f"{task.summary} (reversed)",
+        in_channels=task.out_channels,
+        out_channels=task.in_channels,
+        layout=task.layout,
+        direction="BtoA" if task.direction == "AtoB" else "AtoB",
+        make_pair=_channels_pair(task.out_channels, task.in_channels),
+        image_to_input=_channels_input(task.out_channels),
+        output_to_image=_generic_output,
+        input_to_image=_rgb_input,
+        metrics=task.metrics,
+        description=task.description,
+    )

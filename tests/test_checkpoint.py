@@ -195,6 +195,6 @@ def test_build_generator_from_checkpoint_alone(tmp_path):
     assert torch.equal(rebuilt(x), gen.eval()(x))
     assert isinstance(build_discriminator(ckpt, cat), type(disc))
     # weights that do not fit the described architecture are an error naming the file
-    ckpt.config["generator_kwargs"] = {"ngf": 8}
+    ckpt.config["roles"]["generator"]["options"]["ngf"] = 8
     with pytest.raises(CheckpointError, match="generator.safetensors"):
         build_generator(ckpt, cat)

@@ -72,3 +72,31 @@ def make_discriminator(catalog: Catalog, config: Mapping[str, Any], in_channels:
             f"discriminator {entry.name!r} rejected its options {options}: {exc} "
             f"(see `i2i info {entry.name}`)"
         ) from exc
+
+
+def build_network(catalog: Catalog, spec: Mapping[str, Any]) -> nn.Module:
+    """A fresh network from a role spec (see :func:`i2i.engine.checkpoint.role_spec`).
+
+    >>> from i2i import catalog
+    >>> net = build_network(catalog(), {"kind": "discriminator", "name": "patch16",
+    ...                                 "options": {"ndf": 4}, "in_channels": 6})
+    >>> net.receptive_field
+    16
+    """
+    kind = spec.get("kind")
+    if kind not in ("generator", "discriminator"):
+        raise ConfigError(f"a role's kind must be 'generator' or 'discriminator', got {kind!r}")
+    entry = catalog.registry(kind).get(spec["name"])
+    options = dict(spec.get("options") or {})
+    if "norm" in options and not _takes_norm(entry.obj):
+        options.pop("norm")
+    channels = {"in_channels": int(spec["in_channels"])}
+    if kind == "generator":
+        channels["out_channels"] = int(spec["out_channels"])
+    try:
+        return entry.build(**channels, **options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{kind} {entry.name!r} rejected its options {options}: {exc} "
+            f"(see `i2i info {entry.name}`)"
+        ) from exc

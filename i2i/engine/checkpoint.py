@@ -4,10 +4,18 @@ Layout of a run folder ``OUT``::
 
     OUT/checkpoints/latest.json            {"step": 400, "dir": "step_00000400"}
     OUT/checkpoints/step_00000400/
-        generator.safetensors              weights (safetensors: no pickle)
-        discriminator.safetensors          absent when the objective has no adversarial term
-        config.json                        the resolved RunConfig + step, epoch, channels, ...
+        <role>.safetensors                 one per role, the recipe's named networks
+                                           (pix2pix: generator, discriminator; cyclegan: G, F,
+                                           D_X, D_Y); safetensors: no pickle
+        config.json                        the resolved RunConfig + recipe, roles, translators,
+                                           step, epoch, ...
         train_state.pt                     optimizers, schedulers, RNG: loads with weights_only
+
+``config.json`` says how to rebuild every role without the recipe's code: ``roles`` maps each
+role to ``{"kind": "generator"|"discriminator", "name", "options", "in_channels",
+"out_channels"}``, and ``translators`` maps a data direction (``AtoB``, ``BtoA``) to the role
+that translates that way. Checkpoints of format 1 (i2i before recipes: ``generator`` and
+``discriminator`` files, no ``roles``) load as pix2pix checkpoints with those two roles.
 
 A checkpoint is written into a hidden temporary folder beside its final place, every file
 fsync'd, then renamed into place; ``latest.json`` is then replaced the same way. A crash at
@@ -22,11 +30,11 @@ that would run code) is refused with a :class:`CheckpointError` naming it.
 >>> import tempfile, torch
 >>> run = Path(tempfile.mkdtemp())
 >>> cfg = {"task": "demo", "generator": "g", "norm": "batch"}
->>> _ = save_checkpoint(run, step=3, epoch=0, config=cfg,
-...                     generator_state={"w": torch.zeros(2)}, discriminator_state=None)
+>>> _ = save_checkpoint(run, step=3, epoch=0, config=cfg, weights={"G": {"w": torch.zeros(2)}},
+...                     extra={"translators": {"AtoB": "G"}})
 >>> ckpt = load_checkpoint(run)
->>> ckpt.step, ckpt.path.name, sorted(ckpt.generator_state)
-(3, 'step_00000003', ['w'])
+>>> ckpt.step, ckpt.path.name, sorted(ckpt.weights), ckpt.translator_role()
+(3, 'step_00000003', ['G'], 'G')
 """
 
 from __future__ import annotations
@@ -54,11 +62,15 @@ from i2i.config import RunConfig
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
+WEIGHTS_SUFFIX = ".safetensors"
+#: The file of format 1 (i2i before recipes) that made a folder a checkpoint.
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 CONFIG_FILE = "config.json"
 TRAIN_STATE_FILE = "train_state.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Role names become file names: letters, digits and underscores, a letter first.
+ROLE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".old-"
 
@@ -73,6 +85,9 @@ CHECKPOINT_KEYS = (
     "out_channels",
     "discriminator_in_channels",
     "size_multiple",
+    "recipe",
+    "roles",
+    "translators",
 )
 
 
@@ -89,12 +104,11 @@ class CheckpointSaveError(CheckpointError, OSError):
 
 @dataclass
 class Checkpoint:
-    """One loaded checkpoint: its folder, configuration and weights (CPU tensors)."""
+    """One loaded checkpoint: its folder, configuration and weights by role (CPU tensors)."""
 
     path: Path
     config: dict[str, Any]
-    generator_state: dict[str, Tensor]
-    discriminator_state: dict[str, Tensor] | None
+    weights: dict[str, dict[str, Tensor]]
     step: int
     epoch: int = 0
 
@@ -102,6 +116,47 @@ class Checkpoint:
     def run_dir(self) -> Path:
         """The run folder holding this checkpoint."""
         return self.path.parent.parent
+
+    @property
+    def recipe(self) -> str:
+        """The recipe that trained it (``pix2pix`` for checkpoints older than recipes)."""
+        return str(self.config.get("recipe") or "pix2pix")
+
+    @property
+    def roles(self) -> dict[str, dict[str, Any]]:
+        """Each role's network spec (kind, name, options, channels); see the module docstring."""
+        return role_specs(self.config)
+
+    @property
+    def translators(self) -> dict[str, str]:
+        """Data direction (``AtoB``/``BtoA``) -> the role that translates that way."""
+        return translators_of(self.config)
+
+    def translator_role(self, direction: str | None = None) -> str:
+        """The role translating in ``direction`` (default: the direction the run trained)."""
+        table = self.translators
+        direction = direction or self.config.get("direction") or next(iter(table), None)
+        if direction not in table:
+            ways = ", ".join(table) or "none"
+            raise CheckpointError(
+                f"Checkpoint {self.path} translates {ways} only, not {direction}"
+                + (
+                    "; it was trained one way (pix2pix): train the other way for that"
+                    if len(table) == 1
+                    else ""
+                )
+            )
+        return table[direction]
+
+    @property
+    def generator_state(self) -> dict[str, Tensor]:
+        """The weights of the role that translates in the trained direction."""
+        return self.weights[self.translator_role()]
+
+    @property
+    def discriminator_state(self) -> dict[str, Tensor] | None:
+        """The weights of a format-1 style ``discriminator`` role, if any."""
+        return self.weights.get("discriminator")
 
     def run_config(self) -> RunConfig:
         """The resolved :class:`RunConfig` the checkpoint was trained with."""
@@ -118,6 +173,63 @@ class Checkpoint:
                 f"{path}: expected a dict of resume state, got {type(state).__name__}"
             )
         return state
+
+
+def role_spec(
+    kind: str,
+    name: str,
+    options: Mapping[str, Any],
+    in_channels: int,
+    out_channels: int | None = None,
+) -> dict[str, Any]:
+    """How to rebuild one role's network: what ``config.json`` records under ``roles``.
+
+    >>> role_spec("discriminator", "patch70", {"norm": "batch"}, 6)
+    {'kind': 'discriminator', 'name': 'patch70', 'options': {'norm': 'batch'}, 'in_channels': 6}
+    """
+    if kind not in ("generator", "discriminator"):
+        raise ValueError(f"role kind must be 'generator' or 'discriminator', got {kind!r}")
+    spec: dict[str, Any] = {
+        "kind": kind,
+        "name": name,
+        "options": dict(options),
+        "in_channels": int(in_channels),
+    }
+    if out_channels is not None:
+        spec["out_channels"] = int(out_channels)
+    return spec
+
+
+def role_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``roles`` of a checkpoint config; for format 1, rebuilt from its generator fields."""
+    if isinstance(config.get("roles"), dict):
+        return dict(config["roles"])
+    from i2i.engine.build import discriminator_options, generator_options
+
+    roles = {}
+    if config.get("generator"):
+        roles["generator"] = role_spec(
+            "generator",
+            config["generator"],
+            generator_options(config),
+            config.get("in_channels", 3),
+            config.get("out_channels", 3),
+        )
+    if config.get("discriminator") and config.get("discriminator_in_channels"):
+        roles["discriminator"] = role_spec(
+            "discriminator",
+            config["discriminator"],
+            discriminator_options(config),
+            config["discriminator_in_channels"],
+        )
+    return roles
+
+
+def translators_of(config: Mapping[str, Any]) -> dict[str, str]:
+    """The ``translators`` of a checkpoint config; for format 1, the generator one way."""
+    if isinstance(config.get("translators"), dict):
+        return {str(k): str(v) for k, v in config["translators"].items()}
+    return {str(config.get("direction") or "AtoB"): "generator"}
 
 
 _GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")
@@ -161,20 +273,37 @@ def save_checkpoint(
     step: int,
     epoch: int,
     config: Mapping[str, Any],
-    generator_state: Mapping[str, Tensor],
-    discriminator_state: Mapping[str, Tensor] | None,
+    weights: Mapping[str, Mapping[str, Tensor]] | None = None,
     train_state: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     keep: bool = False,
     keep_last: int | None = None,
+    generator_state: Mapping[str, Tensor] | None = None,
+    discriminator_state: Mapping[str, Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint for ``step`` atomically, point ``latest.json`` at it, prune old ones.
 
-    ``config`` is the run config dict; ``extra`` adds keys (channels, size_multiple) to the
-    checkpoint's ``config.json``. ``keep=True`` marks a checkpoint that pruning never removes;
-    otherwise only the newest ``keep_last`` unmarked ones stay (``None``: keep all).
+    ``weights`` maps each role to its state dict (one ``<role>.safetensors`` each); ``config``
+    is the run config dict; ``extra`` adds keys (``recipe``, ``roles``, ``translators``,
+    channels) to the checkpoint's ``config.json``. ``keep=True`` marks a checkpoint that
+    pruning never removes; otherwise only the newest ``keep_last`` unmarked ones stay (``None``:
+    keep all). ``generator_state``/``discriminator_state`` are the two roles of format 1.
     """
     from i2i import __version__
+
+    weights = dict(weights or {})
+    if generator_state is not None:
+        weights["generator"] = generator_state
+    if discriminator_state is not None:
+        weights["discriminator"] = discriminator_state
+    if not weights:
+        raise CheckpointError("a checkpoint needs the weights of at least one role")
+    for role in weights:
+        if not ROLE_PATTERN.match(str(role)):
+            raise CheckpointError(
+                f"role name {role!r} cannot name a weights file; use letters, digits and "
+                "underscores, starting with a letter"
+            )
 
     ckdir = Path(run_dir) / CHECKPOINTS_DIR
     name = checkpoint_name(step)
@@ -186,11 +315,9 @@ def save_checkpoint(
         _remove_leftovers(ckdir)
         tmp.mkdir()
         meta = {"format": "pt", "i2i_version": __version__, "step": str(step)}
-        data = save_safetensors_bytes(_cpu_state(generator_state), meta)
-        _write_bytes(tmp / GENERATOR_FILE, data)
-        if discriminator_state is not None:
-            data = save_safetensors_bytes(_cpu_state(discriminator_state), meta)
-            _write_bytes(tmp / DISCRIMINATOR_FILE, data)
+        for role, state in weights.items():
+            data = save_safetensors_bytes(_cpu_state(state), {**meta, "role": role})
+            _write_bytes(tmp / f"{role}{WEIGHTS_SUFFIX}", data)
         if train_state is not None:
             buffer = io.BytesIO()
             torch.save(dict(train_state), buffer)
@@ -204,6 +331,11 @@ def save_checkpoint(
             "epoch": int(epoch),
             "keep": bool(keep),
         }
+        record.setdefault("recipe", "pix2pix")
+        if not isinstance(record.get("roles"), dict):  # described by format-1 fields, if at all
+            described = role_specs({k: v for k, v in record.items() if k != "roles"})
+            record["roles"] = {role: described.get(role, {}) for role in weights}
+        record.setdefault("translators", translators_of(record))
         _write_bytes(tmp / CONFIG_FILE, (json.dumps(record, indent=2) + "\n").encode())
         _fsync_dir(tmp)
         final = ckdir / name
@@ -334,13 +466,18 @@ def _step_dirs(ckdir: Path) -> list[Path]:
     return sorted(out, key=_step_of)
 
 
+def is_checkpoint_dir(path: Path) -> bool:
+    """Whether ``path`` holds a checkpoint: its ``config.json`` and weights of some role."""
+    return (path / CONFIG_FILE).is_file() and any(path.glob(f"*{WEIGHTS_SUFFIX}"))
+
+
 def list_checkpoints(path: str | os.PathLike) -> list[Path]:
     """The complete checkpoint folders of a run (or ``checkpoints/``) folder, oldest first."""
     p = Path(path)
     ckdir = p / CHECKPOINTS_DIR if (p / CHECKPOINTS_DIR).is_dir() else p
     if not ckdir.is_dir():
         return []
-    return [d for d in _step_dirs(ckdir) if (d / GENERATOR_FILE).is_file()]
+    return [d for d in _step_dirs(ckdir) if is_checkpoint_dir(d)]
 
 
 def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
@@ -350,20 +487,21 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
         raise CheckpointError(f"No checkpoint at {p}: the path does not exist")
     if p.is_file():
         raise CheckpointError(
-            f"{p} is a file; pass a checkpoint folder (holding {GENERATOR_FILE}), "
-            f"a run folder or its {CHECKPOINTS_DIR}/ folder"
+            f"{p} is a file; pass a checkpoint folder (holding {CONFIG_FILE} and "
+            f"*{WEIGHTS_SUFFIX} weights), a run folder or its {CHECKPOINTS_DIR}/ folder"
         )
-    if (p / GENERATOR_FILE).is_file():
+    if is_checkpoint_dir(p):
         return p
     if (p / LATEST_FILE).is_file() or p.name == CHECKPOINTS_DIR:
         return _latest_in(p)
     if (p / CHECKPOINTS_DIR).is_dir():
         return _latest_in(p / CHECKPOINTS_DIR)
     if p.name.startswith("step_"):
-        raise CheckpointError(f"Checkpoint {p} is incomplete: {GENERATOR_FILE} is missing")
+        missing = CONFIG_FILE if not (p / CONFIG_FILE).is_file() else f"*{WEIGHTS_SUFFIX} weights"
+        raise CheckpointError(f"Checkpoint {p} is incomplete: {missing} missing")
     raise CheckpointError(
-        f"{p} is not a checkpoint folder (no {GENERATOR_FILE}), nor a run folder "
-        f"(no {CHECKPOINTS_DIR}/), nor a {CHECKPOINTS_DIR}/ folder"
+        f"{p} is not a checkpoint folder (no {CONFIG_FILE} with *{WEIGHTS_SUFFIX} weights), "
+        f"nor a run folder (no {CHECKPOINTS_DIR}/), nor a {CHECKPOINTS_DIR}/ folder"
     )
 
 
@@ -375,8 +513,8 @@ def _latest_in(ckdir: Path) -> Path:
             target = ckdir / str(record["dir"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{latest} is unreadable ({exc})") from exc
-        if not (target / GENERATOR_FILE).is_file():
-            raise CheckpointError(f"{latest} names {target}, which has no {GENERATOR_FILE}")
+        if not is_checkpoint_dir(target):
+            raise CheckpointError(f"{latest} names {target}, which holds no complete checkpoint")
         return target
     found = list_checkpoints(ckdir)
     if not found:
@@ -384,10 +522,16 @@ def _latest_in(ckdir: Path) -> Path:
     return found[-1]
 
 
-def load_checkpoint(path: str | os.PathLike, *, discriminator: bool = True) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    discriminator: bool = True,
+    roles: tuple[str, ...] | None = None,
+) -> Checkpoint:
     """Load the checkpoint at ``path`` (checkpoint, ``checkpoints/`` or run folder: its latest).
 
-    Weights load on the CPU with safetensors; nothing is unpickled.
+    Loads the weights of every role (``roles`` restricts them; ``discriminator=False`` leaves
+    out the discriminators). Weights load on the CPU with safetensors; nothing is unpickled.
     """
     ckpt_dir = resolve_checkpoint_dir(path)
     config_path = ckpt_dir / CONFIG_FILE
@@ -401,14 +545,23 @@ def load_checkpoint(path: str | os.PathLike, *, discriminator: bool = True) -> C
         raise CheckpointError(f"{config_path} is not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or "step" not in config:
         raise CheckpointError(f"{config_path} is not an i2i checkpoint config (no 'step')")
-    gen_state = _load_weights(ckpt_dir / GENERATOR_FILE)
-    disc_path = ckpt_dir / DISCRIMINATOR_FILE
-    disc_state = _load_weights(disc_path) if discriminator and disc_path.is_file() else None
+    specs = role_specs(config)
+    if "roles" not in config and not (ckpt_dir / GENERATOR_FILE).is_file():
+        raise CheckpointError(f"Checkpoint {ckpt_dir} is incomplete: {GENERATOR_FILE} is missing")
+    weights = {}
+    for role, spec in specs.items():
+        if roles is not None and role not in roles:
+            continue
+        if not discriminator and spec.get("kind") == "discriminator":
+            continue
+        file = ckpt_dir / f"{role}{WEIGHTS_SUFFIX}"
+        if spec.get("kind") == "discriminator" and "roles" not in config and not file.is_file():
+            continue  # format 1: a run without an adversarial term saved no discriminator
+        weights[role] = _load_weights(file)
     return Checkpoint(
         path=ckpt_dir,
         config=config,
-        generator_state=gen_state,
-        discriminator_state=disc_state,
+        weights=weights,
         step=int(config["step"]),
         epoch=int(config.get("epoch", 0)),
     )
@@ -426,31 +579,42 @@ def _load_weights(path: Path) -> dict[str, Tensor]:
 # --------------------------------------------------------------------------- rebuilding
 
 
-def build_generator(ckpt: Checkpoint, catalog: Catalog) -> nn.Module:
-    """The checkpoint's generator, rebuilt from its config alone with its weights loaded strictly.
+def build_role(ckpt: Checkpoint, role: str, catalog: Catalog) -> nn.Module:
+    """The network of ``role``, rebuilt from the checkpoint's config alone, weights loaded strictly.
 
     The module is returned in training mode, as a factory returns it; callers choose
     ``eval()`` or the paper's test mode.
     """
-    from i2i.engine.build import make_generator
+    from i2i.engine.build import build_network
 
-    cfg = ckpt.config
-    model = make_generator(catalog, cfg, cfg["in_channels"], cfg["out_channels"])
-    _load_strict(model, ckpt.generator_state, ckpt.path / GENERATOR_FILE, cfg["generator"])
+    specs = ckpt.roles
+    if role not in specs:
+        raise CheckpointError(
+            f"Checkpoint {ckpt.path} has no role {role!r}; its roles: {', '.join(specs) or 'none'}"
+        )
+    if role not in ckpt.weights:
+        raise CheckpointError(f"Checkpoint {ckpt.path}: the weights of {role!r} were not loaded")
+    spec = specs[role]
+    model = build_network(catalog, spec)
+    _load_strict(model, ckpt.weights[role], ckpt.path / f"{role}{WEIGHTS_SUFFIX}", spec["name"])
     return model
+
+
+def build_translator(ckpt: Checkpoint, catalog: Catalog, direction: str | None = None) -> nn.Module:
+    """The generator that translates in ``direction`` (default: the trained direction)."""
+    return build_role(ckpt, ckpt.translator_role(direction), catalog)
+
+
+def build_generator(ckpt: Checkpoint, catalog: Catalog) -> nn.Module:
+    """The checkpoint's generator for its trained direction (see :func:`build_translator`)."""
+    return build_translator(ckpt, catalog)
 
 
 def build_discriminator(ckpt: Checkpoint, catalog: Catalog) -> nn.Module:
-    """The checkpoint's discriminator, rebuilt from its config with its weights loaded strictly."""
-    from i2i.engine.build import make_discriminator
-
-    cfg = ckpt.config
-    if ckpt.discriminator_state is None or not cfg.get("discriminator"):
+    """A pix2pix checkpoint's ``discriminator`` role, rebuilt with its weights loaded strictly."""
+    if "discriminator" not in ckpt.weights:
         raise CheckpointError(f"Checkpoint {ckpt.path} has no discriminator")
-    model = make_discriminator(catalog, cfg, cfg["discriminator_in_channels"])
-    path = ckpt.path / DISCRIMINATOR_FILE
-    _load_strict(model, ckpt.discriminator_state, path, cfg["discriminator"])
-    return model
+    return build_role(ckpt, "discriminator", catalog)
 
 
 def _load_strict(model: nn.Module, state: Mapping[str, Tensor], path: Path, name: str) -> None:

@@ -34,6 +34,28 @@ def _int(minimum: int = 0) -> click.IntRange:
 @click.command("run")
 @click.option("--task", type=ComponentName("tasks"), help="Task to train (see `i2i list tasks`).")
 @click.option(
+    "--recipe",
+    type=ComponentName("recipes"),
+    help="Training method, e.g. pix2pix or cyclegan (see `i2i list recipes`) [task default].",
+)
+@click.option(
+    "--recipe-opt",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Recipe option, e.g. lambda_cycle=5 (repeatable; `i2i info RECIPE` lists them).",
+)
+@click.option(
+    "--unpaired",
+    is_flag=True,
+    default=None,
+    help="Draw the two sides of paired data independently (for recipes such as cyclegan).",
+)
+@click.option(
+    "--init-from",
+    type=click.Path(exists=True),
+    help="Start the networks from this run's or checkpoint's weights (fine-tuning).",
+)
+@click.option(
     "--gen", "generator", type=ComponentName("generators"), help="Generator [task default]."
 )
 @click.option(
@@ -162,10 +184,11 @@ def _int(minimum: int = 0) -> click.IntRange:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but the run folder.")
 @click.pass_context
 def run_cmd(ctx: click.Context, **opts: Any) -> None:
-    """Train a model for a task; prints the run folder when done.
+    """Train a model for a task with a recipe; prints the run folder when done.
 
     \b
       i2i run --task facades --data data/facades --out runs/f
+      i2i run --recipe cyclegan --task facades --data data/facades --unpaired
       i2i run --resume runs/f --epochs 2
       torchrun --nproc-per-node 2 -m i2i run --task facades ...
 
@@ -224,8 +247,10 @@ def _flags(opts: dict[str, Any]) -> dict[str, Any]:
     flags["conditional"] = False if flags.pop("unconditional") else None
     try:
         gen_opts, disc_opts = flags.pop("gen_opt"), flags.pop("disc_opt")
+        recipe_opts = flags.pop("recipe_opt")
         flags["generator_kwargs"] = parse_options(gen_opts) if gen_opts else None
         flags["discriminator_kwargs"] = parse_options(disc_opts) if disc_opts else None
+        flags["recipe_options"] = parse_options(recipe_opts) if recipe_opts else None
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from exc
     return flags

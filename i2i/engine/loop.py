@@ -54,7 +54,8 @@ from i2i.engine.rng import capture_rng_state, derive_seed, isolated_rng, restore
 from i2i.engine.sampling import EpochSampler
 from i2i.engine.step import NonFiniteLossError, TrainStep
 from i2i.engine.tracking import Console, MetricsLog, TensorBoardSink, truncate_metrics
-from i2i.engine.validate import evaluate, metric_record, sample_grid
+from i2i.engine.validate import metric_record, pixel_metrics
+from i2i.recipe import ValidationContext
 from i2i.task import Task
 
 METRICS_FILE = "metrics.jsonl"
@@ -174,6 +175,7 @@ class Trainer:
         device: torch.device | str = "cpu",
         precision: str = "fp32",
         dist: DistInfo | None = None,
+        metrics: Callable[[], dict[str, Any]] | None = None,
         checkpoint_extra: dict[str, Any] | None = None,
         quiet: bool = False,
         bar: bool | None = None,
@@ -189,6 +191,7 @@ class Trainer:
         self.device = torch.device(device)
         self.precision = precision
         self.dist = dist or DistInfo()
+        self.make_metrics = metrics or pixel_metrics
         self.checkpoint_extra = dict(checkpoint_extra or {})
         self.quiet, self.bar, self.echo = quiet, bar, echo
         self.sampler = EpochSampler(
@@ -279,15 +282,10 @@ class Trainer:
 
     def restore(self, checkpoint: ckpt_io.Checkpoint) -> None:
         """Load weights and training state from ``checkpoint`` (before any wrapping)."""
-        modules = self.step.modules()
-        states = {
-            "generator": checkpoint.generator_state,
-            "discriminator": checkpoint.discriminator_state,
-        }
-        for role, module in modules.items():
-            if states.get(role) is None:
+        for role, module in self.step.modules().items():
+            if role not in checkpoint.weights:
                 raise ckpt_io.CheckpointError(f"Checkpoint {checkpoint.path} has no {role} weights")
-            module.load_state_dict(states[role], strict=True)
+            module.load_state_dict(checkpoint.weights[role], strict=True)
         self.load_state_dict(checkpoint.train_state())
         self.last_checkpoint = checkpoint.path
 
@@ -604,8 +602,16 @@ class Trainer:
             self.console.report(record)
         self._reset_meter()
 
-    def _eval_generator(self) -> torch.nn.Module:
-        return local_copy(self.step.modules()["generator"])
+    def _context(self) -> ValidationContext:
+        cfg = self.config
+        return ValidationContext(
+            task=self.task,
+            direction=cfg.direction,
+            mode=cfg.test_mode,
+            batch_size=cfg.batch_size,
+            metrics=self.make_metrics,
+            local=local_copy,
+        )
 
     @_untimed
     def _validate(self) -> None:
@@ -614,27 +620,19 @@ class Trainer:
         if self.dist.is_main and self.val_data is not None:
             cfg = self.config
             with isolated_rng(derive_seed(cfg.seed, self.global_step, 2)):
-                values = evaluate(
-                    self._eval_generator(),
-                    self.val_data,
-                    self.task,
-                    device=self.device,
-                    precision=self.precision,
-                    mode=cfg.test_mode,
-                    batch_size=cfg.batch_size,
-                    channels_last=cfg.channels_last,
+                values = self.step.validate(self.val_data, self._context())
+            if values:
+                record = {"step": self.global_step, "epoch": self.epoch, "kind": "val"}
+                record.update(metric_record(values))
+                record["time"] = time.time()
+                self.metrics.write(record)
+                if self.tb is not None:
+                    self.tb.scalars(record)
+                shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, float))
+                self.console.message(
+                    f"validation at step {self.global_step}: {shown}"
+                    f"  ({values.get('images', '?')} images, {cfg.test_mode} mode)"
                 )
-            record = {"step": self.global_step, "epoch": self.epoch, "kind": "val"}
-            record.update(metric_record(values))
-            record["time"] = time.time()
-            self.metrics.write(record)
-            if self.tb is not None:
-                self.tb.scalars(record)
-            self.console.message(
-                f"validation at step {self.global_step}: "
-                f"L1 {values['l1']:.4f}  PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}"
-                f"  ({values['images']} images, {cfg.test_mode} mode)"
-            )
         barrier(self.dist)
 
     @_untimed
@@ -645,16 +643,7 @@ class Trainer:
             cfg = self.config
             indices = list(range(min(SAMPLE_COUNT, len(self.sample_data))))
             with isolated_rng(derive_seed(cfg.seed, self.global_step, 3)):
-                grid = sample_grid(
-                    self._eval_generator(),
-                    self.sample_data,
-                    self.task,
-                    indices=indices,
-                    device=self.device,
-                    precision=self.precision,
-                    mode=cfg.test_mode,
-                    channels_last=cfg.channels_last,
-                )
+                grid = self.step.sample_grid(self.sample_data, self._context(), indices)
             path = (
                 self.run_dir / SAMPLES_DIR / f"epoch{self.epoch:04d}_step{self.global_step:08d}.png"
             )
@@ -670,15 +659,12 @@ class Trainer:
         self._last_saved = self.global_step
         path = None
         if self.dist.is_main:
-            modules = self.step.modules()
-            disc = modules.get("discriminator")
             path = ckpt_io.save_checkpoint(
                 self.run_dir,
                 step=self.global_step,
                 epoch=self.epoch,
                 config=self.config.to_dict(),
-                generator_state=modules["generator"].state_dict(),
-                discriminator_state=disc.state_dict() if disc is not None else None,
+                weights={role: m.state_dict() for role, m in self.step.modules().items()},
                 train_state=self.state_dict(),
                 extra=self.checkpoint_extra,
                 keep=keep,

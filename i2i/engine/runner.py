@@ -25,7 +25,6 @@ from i2i.catalog import Catalog
 from i2i.config import (
     ConfigError,
     RunConfig,
-    check_crop_size,
     default_out,
     field_names,
     parse_weights,
@@ -33,19 +32,18 @@ from i2i.config import (
     validate_config,
 )
 from i2i.engine import checkpoint as ckpt_io
-from i2i.engine.build import discriminator_in_channels, make_discriminator, make_generator
-from i2i.engine.devices import make_adam, resolve_device, resolve_precision
+from i2i.engine.devices import resolve_device, resolve_precision
 from i2i.engine.distributed import (
     DistInfo,
     barrier,
     init_distributed,
     shutdown_distributed,
-    use_sync_batchnorm,
     wrap_ddp,
 )
 from i2i.engine.loop import METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR, Trainer
-from i2i.engine.rng import derive_seed, seed_everything
-from i2i.engine.step import Pix2PixStep
+from i2i.engine.rng import seed_everything
+from i2i.engine.validate import task_metrics
+from i2i.recipe import RecipeSetup, Wrapping
 
 RUN_CONFIG_FILE = "config.json"
 
@@ -69,6 +67,7 @@ RESUMABLE_FIELDS = (
     "test_mode",
     "on_bad_image",
     "on_nonfinite",
+    "init_from",
 )
 
 #: What an i2i run writes into its folder (``--overwrite`` removes these, nothing else).
@@ -164,7 +163,6 @@ def train(
     from i2i.data import build_dataset
     from i2i.data.io import DatasetError
     from i2i.data.transforms import PreprocessConfig
-    from i2i.losses import Objective
 
     catalog = catalog or default_catalog()
     cfg = validate_config(config, catalog)
@@ -196,7 +194,8 @@ def train(
             seed=cfg.seed,
             on_bad_image=cfg.on_bad_image,
         )
-        train_data = build_dataset(task, root, "train", train=True, **common)
+        unpaired = {"unpaired": True} if cfg.unpaired else {}
+        train_data = build_dataset(task, root, "train", train=True, **common, **unpaired)
         try:
             val_data = build_dataset(task, root, "val", train=False, **common)
         except DatasetError:
@@ -204,42 +203,20 @@ def train(
         sample_data = val_data or build_dataset(task, root, "train", train=False, **common)
 
         seed_everything(cfg.seed)
-        generator = make_generator(catalog, cfg.to_dict(), task.in_channels, task.out_channels)
-        check_crop_size(cfg.generator, getattr(generator, "size_multiple", 1), cfg.crop_size)
-        objective = Objective.from_weights(cfg.objective, catalog.losses)
-        d_channels = discriminator_in_channels(
-            task.in_channels, task.out_channels, conditional=cfg.conditional
-        )
-        discriminator = None
-        if objective.needs_discriminator:
-            discriminator = make_discriminator(catalog, cfg.to_dict(), d_channels)
-        if dist.rank > 0:  # same initial weights on every rank, different dropout noise
-            torch.manual_seed(derive_seed(cfg.seed, dist.rank))
-
-        memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
-        generator = use_sync_batchnorm(generator, device, dist).to(
-            device, memory_format=memory_format
-        )
-        if discriminator is not None:
-            discriminator = use_sync_batchnorm(discriminator, device, dist)
-            discriminator = discriminator.to(device, memory_format=memory_format)
-        objective = objective.to(device)
-        betas = (cfg.beta1, cfg.beta2)
-        opt_g = make_adam(generator.parameters(), lr=cfg.lr, betas=betas, device=device)
-        opt_d = None
-        if discriminator is not None:
-            opt_d = make_adam(discriminator.parameters(), lr=cfg.lr, betas=betas, device=device)
-        step = Pix2PixStep(
-            generator,
-            discriminator,
-            objective,
-            opt_g,
-            opt_d,
-            conditional=cfg.conditional,
+        recipe = catalog.recipes.get(cfg.recipe).obj
+        setup = RecipeSetup(
+            config=cfg,
+            options=dict(cfg.recipe_options),
+            task=task,
+            catalog=catalog,
             device=device,
             precision=precision,
-            channels_last=cfg.channels_last,
+            dist=dist,
         )
+        step = recipe.build(setup)
+        if cfg.init_from and checkpoint is None:
+            init_weights(step, cfg.init_from)
+        translator = step.modules()[step.translators[cfg.direction]]
         trainer = Trainer(
             step,
             config=cfg,
@@ -251,11 +228,14 @@ def train(
             device=device,
             precision=precision,
             dist=dist,
+            metrics=lambda: task_metrics(catalog, task),
             checkpoint_extra={
+                "recipe": cfg.recipe,
+                "roles": step.specs,
+                "translators": step.translators,
                 "in_channels": task.in_channels,
                 "out_channels": task.out_channels,
-                "discriminator_in_channels": d_channels if discriminator is not None else None,
-                "size_multiple": int(getattr(generator, "size_multiple", 1)),
+                "size_multiple": int(getattr(translator, "size_multiple", 1)),
             },
             quiet=quiet,
             bar=bar,
@@ -263,7 +243,7 @@ def train(
         )
         if checkpoint is not None:
             trainer.restore(checkpoint)
-        _wrap(step, generator, discriminator, device, dist, compile_=cfg.compile)
+        step.wrap(_wrapping(device, dist, compile_=cfg.compile))
         if dist.is_main and not quiet:
             (echo or _stderr)(
                 f"device {device}, precision {precision}"
@@ -286,14 +266,41 @@ def _local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def _wrap(step, generator, discriminator, device, dist: DistInfo, *, compile_: bool) -> None:
-    """DDP and torch.compile around the modules, for the step's forward passes only."""
-    g = wrap_ddp(generator, device, dist)
-    d = wrap_ddp(discriminator, device, dist) if discriminator is not None else None
-    d_for_g = discriminator
-    if compile_:
-        g = torch.compile(g)
-        if d is not None:
-            d = torch.compile(d)
-            d_for_g = torch.compile(discriminator) if dist.enabled else d
-    step.wrap(generator=g, discriminator=d, discriminator_for_generator=d_for_g)
+def _wrapping(device: torch.device, dist: DistInfo, *, compile_: bool) -> Wrapping:
+    """DDP (under torchrun) and torch.compile (when asked) for the steps' forward passes."""
+    return Wrapping(
+        ddp=(lambda module: wrap_ddp(module, device, dist)) if dist.enabled else None,
+        compile_=compile_,
+        distributed=dist.enabled,
+    )
+
+
+def init_weights(step: Any, source: str | os.PathLike) -> list[str]:
+    """Start ``step``'s roles from the weights of the checkpoint at ``source`` (fine-tuning).
+
+    Every role both have is loaded strictly. A generator role the source lacks is an error
+    naming it (a different method); a discriminator it lacks starts fresh (a converted model
+    may come without one). Returns the roles loaded.
+    """
+    ckpt = ckpt_io.load_checkpoint(source)
+    modules = step.modules()
+    kinds = {role: spec.get("kind") for role, spec in step.specs.items()}
+    missing = sorted(
+        r for r in modules if r not in ckpt.weights and kinds.get(r) != "discriminator"
+    )
+    if missing:
+        raise ConfigError(
+            f"--init-from {ckpt.path} has no weights for role(s) {', '.join(missing)} of this "
+            f"run (it holds {', '.join(sorted(ckpt.weights)) or 'none'})"
+        )
+    loaded = [r for r in modules if r in ckpt.weights]
+    for role in loaded:
+        module = modules[role]
+        try:
+            module.load_state_dict(ckpt.weights[role], strict=True)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"--init-from {ckpt.path}: the {role!r} weights do not fit this run's network "
+                f"({exc})"
+            ) from exc
+    return loaded

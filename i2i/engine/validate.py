@@ -1,39 +1,45 @@
-"""Validation during training: L1, PSNR and SSIM on RGB images, and sample grids.
+"""Validation during training: the task's metrics on RGB images, and sample grids.
 
-Metrics compare ``task.output_to_image(x, G(x))`` with ``task.output_to_image(x, y)``, both
-RGB in [0, 1], per image, then average over the split. The generator runs in the run's test
-mode: ``paper`` keeps dropout and batch statistics (as the pix2pix paper does at test time;
-images go one at a time, and BatchNorm's running statistics are left untouched), ``eval``
-uses ``module.eval()``.
+Metrics come from the metrics registry (the same objects ``i2i eval`` uses) and compare
+``task.output_to_image(x, G(x))`` with ``task.output_to_image(x, y)``, both RGB in [0, 1],
+image by image, then summarise over the split. The generator runs in the run's test mode,
+switched by :func:`i2i.inference.modes.set_test_mode`, the one switch inference uses too:
+``paper`` keeps dropout and batch statistics (as the pix2pix paper does at test time; images
+go one at a time, and running statistics are left untouched), ``eval`` is ``module.eval()``.
 
 >>> import torch
->>> pred, target = torch.zeros(2, 3, 16, 16), torch.full((2, 3, 16, 16), 0.5)
->>> {k: round(v.mean().item(), 3) for k, v in image_metrics(pred, target).items()}
-{'l1': 0.5, 'psnr': 6.021, 'ssim': 0.0}
+>>> from torch import nn
+>>> from i2i import Task
+>>> from torch.utils.data import TensorDataset
+>>> class Pairs(torch.utils.data.Dataset):
+...     def __len__(self): return 2
+...     def __getitem__(self, i): return {"input": torch.zeros(3, 8, 8), "target": torch.ones(3, 8, 8)}
+>>> task = Task(summary="demo", in_channels=3, out_channels=3, layout="aligned")
+>>> values = evaluate(nn.Identity(), Pairs(), task, device=torch.device("cpu"))
+>>> round(values["l1"], 3), values["images"]
+(0.5, 2)
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import kornia
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.utils import make_grid
 
 from i2i.engine.devices import autocast
+from i2i.inference.modes import set_test_mode
+from i2i.metrics.base import Metric
 from i2i.task import Task
 
 
 @contextlib.contextmanager
 def in_test_mode(module: nn.Module, mode: str) -> Iterator[nn.Module]:
-    """Put ``module`` in the ``paper`` or ``eval`` test mode, under ``torch.no_grad()``.
-
-    ``paper`` keeps training-mode layers (dropout, batch statistics) but restores every
-    buffer afterwards, so running statistics are not moved by test images.
+    """:func:`~i2i.inference.modes.set_test_mode` under ``torch.no_grad()``.
 
     >>> bn = nn.BatchNorm2d(1)
     >>> with in_test_mode(bn, "paper"):
@@ -41,30 +47,35 @@ def in_test_mode(module: nn.Module, mode: str) -> Iterator[nn.Module]:
     >>> float(bn.running_mean[0])
     0.0
     """
-    if mode not in ("paper", "eval"):
-        raise ValueError(f"test mode must be 'paper' or 'eval', got {mode!r}")
-    was_training = module.training
-    saved = {name: buf.clone() for name, buf in module.named_buffers()}
-    module.train(mode == "paper")
-    try:
-        with torch.no_grad():
-            yield module
-    finally:
-        buffers = dict(module.named_buffers())
-        for name, value in saved.items():
-            buffers[name].copy_(value)
-        module.train(was_training)
+    with set_test_mode(module, mode), torch.no_grad():
+        yield module
 
 
-def image_metrics(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
-    """Per-image ``l1``, ``psnr`` (dB) and ``ssim`` of ``(B, 3, H, W)`` images in [0, 1]."""
-    pred, target = pred.float().clamp(0, 1), target.float().clamp(0, 1)
-    l1 = (pred - target).abs().flatten(1).mean(1)
-    psnr = torch.stack([kornia.metrics.psnr(p, t, 1.0) for p, t in zip(pred, target, strict=True)])
-    window = min(11, *pred.shape[-2:])
-    window -= 1 - window % 2  # odd
-    ssim = kornia.metrics.ssim(pred, target, window_size=window, max_val=1.0).flatten(1).mean(1)
-    return {"l1": l1, "psnr": psnr, "ssim": ssim}
+def pixel_metrics() -> dict[str, Metric]:
+    """The built-in ``l1``, ``psnr`` and ``ssim`` metric objects (as the registry makes them)."""
+    from i2i.metrics.pixel import l1_metric, psnr_metric, ssim_metric
+
+    return {"l1": l1_metric(), "psnr": psnr_metric(), "ssim": ssim_metric()}
+
+
+def task_metrics(catalog: Any, task: Task) -> dict[str, Metric]:
+    """Fresh metric objects for the task's metrics that need no extra context (no segmenter).
+
+    >>> from i2i import catalog
+    >>> sorted(task_metrics(catalog(), catalog().tasks.get("facades").obj))
+    ['l1', 'psnr', 'ssim']
+    """
+    from i2i.metrics.base import as_metric
+
+    out: dict[str, Metric] = {}
+    for name in task.metrics:
+        if name not in catalog.metrics:
+            continue
+        entry = catalog.metrics.get(name)
+        if entry.meta.get("needs"):
+            continue
+        out[entry.name] = as_metric(entry.name, entry.build())
+    return out or pixel_metrics()
 
 
 def _loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
@@ -83,18 +94,22 @@ def evaluate(
     task: Task,
     *,
     device: torch.device,
+    metrics: Mapping[str, Metric] | None = None,
     precision: str = "fp32",
     mode: str = "paper",
     batch_size: int = 1,
     num_workers: int = 0,
     channels_last: bool = False,
 ) -> dict[str, float]:
-    """Mean ``l1``, ``psnr``, ``ssim`` of ``generator`` over ``dataset``; plus ``images``.
+    """The summary of each of ``metrics`` (default: l1, psnr, ssim) over ``dataset``; plus
+    ``images``.
 
     In ``paper`` mode images go one at a time (batch statistics of one image, as at test
     time in the paper); in ``eval`` mode ``batch_size`` at a time.
     """
-    sums: dict[str, float] = {}
+    metrics = dict(metrics) if metrics is not None else pixel_metrics()
+    for metric in metrics.values():
+        metric.reset()
     count = 0
     bs = 1 if mode == "paper" else batch_size
     with in_test_mode(generator, mode):
@@ -105,12 +120,15 @@ def evaluate(
             with autocast(device, precision):
                 out = generator(x)
             out = out.float()
-            pred = task.output_to_image(x, out)
-            target = task.output_to_image(x, y)
-            for key, values in image_metrics(pred, target).items():
-                sums[key] = sums.get(key, 0.0) + float(values.sum())
+            pred = task.output_to_image(x, out).float().clamp(0, 1)
+            target = task.output_to_image(x, y).float().clamp(0, 1)
+            inputs = task.input_to_image(x).float()
+            for metric in metrics.values():
+                metric.update(pred, target, inputs)
             count += x.shape[0]
-    result = {key: value / max(count, 1) for key, value in sums.items()}
+    result: dict[str, Any] = {}
+    for metric in metrics.values():
+        result.update(metric.compute())
     result["images"] = count
     return result
 

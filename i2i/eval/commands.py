@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from i2i import hookimpl
+from i2i.inference.commands import direction_option
 from i2i.inference.modes import MODES
 from i2i.inference.translator import PRECISIONS
 from i2i.metrics.segmentation import PALETTES
@@ -98,6 +99,7 @@ def _format_summary(summary: dict[str, float]) -> str:
 @click.option("--overwrite", is_flag=True, help="Replace an existing report in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--progress/--no-progress", default=True)
+@direction_option
 @click.pass_context
 def eval_cmd(
     ctx: click.Context,
@@ -119,6 +121,7 @@ def eval_cmd(
     overwrite: bool,
     as_json: bool,
     progress: bool,
+    direction: str | None,
 ) -> None:
     """Score translations: L1, PSNR, SSIM and more, with a JSON and HTML report in --out.
 
@@ -151,7 +154,12 @@ def eval_cmd(
             context["segmenter"] = seg.translate_batch
         if checkpoint is not None:
             translator = load(
-                checkpoint, catalog=catalog, device=device, mode=mode, precision=precision
+                checkpoint,
+                catalog=catalog,
+                device=device,
+                mode=mode,
+                precision=precision,
+                direction=direction,
             )
             cfg = translator.config
             preprocess = PreprocessConfig(
@@ -164,7 +172,7 @@ def eval_cmd(
                 translator.task,
                 data,
                 split,
-                direction=cfg.get("direction"),
+                direction=direction or cfg.get("direction"),
                 preprocess=preprocess,
                 train=False,
             )
@@ -177,6 +185,7 @@ def eval_cmd(
                 "data": str(data) if data else "(task default)",
                 "split": split,
                 "mode": translator.mode,
+                "direction": direction or cfg.get("direction"),
             }
         else:
             task_metrics = ("l1", "psnr", "ssim")

@@ -34,9 +34,18 @@ checkpoint_option = click.option(
     help="A checkpoint folder, or a run folder (meaning its latest checkpoint).",
 )
 
+#: Which way a two-way model (CycleGAN's G and F) translates; one option for every command.
+direction_option = click.option(
+    "--direction",
+    type=click.Choice(("AtoB", "BtoA")),
+    default=None,
+    help="Which way a two-way model (cyclegan) translates [the direction it trained].",
+)
+
 
 @click.command("translate")
 @checkpoint_option
+@direction_option
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option(
@@ -107,6 +116,7 @@ def translate_cmd(
     overwrite: bool,
     on_bad_image: str,
     progress: bool,
+    direction: str | None,
 ) -> None:
     """Translate image files, folders or glob patterns INPUT... into PNG files in --out.
 
@@ -132,6 +142,7 @@ def translate_cmd(
             tile=tile,
             overlap=overlap,
             seed=seed,
+            direction=direction,
         )
         skipped: list[tuple[Path, str]] | None = [] if on_bad_image == "skip" else None
         written = translate_files(
@@ -153,6 +164,7 @@ def translate_cmd(
 
 @click.command("export")
 @checkpoint_option
+@direction_option
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True)
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output file.")
 @click.option(
@@ -172,6 +184,7 @@ def export_cmd(
     size: int | None,
     opset: int,
     overwrite: bool,
+    direction: str | None,
 ) -> None:
     """Export the generator (eval mode, dynamic height and width) to ONNX or TorchScript.
 
@@ -191,6 +204,7 @@ def export_cmd(
             size=size,
             opset=opset,
             overwrite=overwrite,
+            direction=direction,
         )
     except (*_user_errors(), ExportError) as exc:
         raise click.ClickException(str(exc)) from exc

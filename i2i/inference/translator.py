@@ -299,13 +299,17 @@ def load(
     overlap: int | None = None,
     seed: int | None = 0,
     channels_last: bool | None = None,
+    direction: str | None = None,
 ) -> Translator:
     """A :class:`Translator` for a checkpoint folder, or a run folder (its latest checkpoint).
 
     ``mode`` defaults to the checkpoint's recorded ``test_mode``. ``catalog`` defaults to that of
-    the installed plugins; the checkpoint's task must be registered in it.
+    the installed plugins; the checkpoint's task must be registered in it. ``direction``
+    (``AtoB``/``BtoA``) picks the role that translates that way in a two-way model (CycleGAN's
+    G or F); by default the direction the run trained.
     """
-    from i2i.engine.checkpoint import CheckpointError, build_generator, load_checkpoint
+    from i2i.engine.checkpoint import CheckpointError, build_role, load_checkpoint
+    from i2i.task import reversed_task
 
     ckpt = load_checkpoint(checkpoint, discriminator=False)
     if catalog is None:
@@ -329,7 +333,11 @@ def load(
                 f"Checkpoint {ckpt.path} has {key}={cfg[key]} but task {task_name!r} now "
                 f"declares {getattr(task, key)}"
             )
-    generator = build_generator(ckpt, catalog)
+    trained = cfg.get("direction") or task.direction
+    role = ckpt.translator_role(direction)
+    generator = build_role(ckpt, role, catalog)
+    if (direction or trained) != trained:
+        task = reversed_task(task)
     return Translator(
         generator,
         task,
