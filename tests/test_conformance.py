@@ -72,6 +72,8 @@ def test_the_built_ins_are_all_covered():
         "encoder_decoder_256",
         "encoder_decoder_128",
         "unet_timm",
+        "resnet_6blocks",
+        "resnet_9blocks",
     } <= set(GENERATORS)
     assert {"pixel", "patch16", "patch34", "patch70", "image286"} <= set(DISCRIMINATORS)
     assert {"gan", "lsgan", "hinge", "wgan_gp", "l1", "l2"} <= set(LOSSES)

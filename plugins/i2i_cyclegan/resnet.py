@@ -1,0 +1,197 @@
+"""ResNet generators (Johnson et al. 2016), as CycleGAN uses them: ``resnet_6blocks``, ``resnet_9blocks``.
+
+Plan, ``c7s1-k`` = 7 x 7 conv with ``k`` filters and stride 1 after a reflection pad of 3,
+``dk`` = 3 x 3 conv stride 2, ``Rk`` = residual block of two 3 x 3 convs (reflection pad 1),
+``uk`` = 3 x 3 transposed conv stride 2; every conv but the last is followed by the norm and ReLU::
+
+    c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-out (then Tanh)
+
+Two stride-2 downsamplings, so image sides must be multiples of ``size_multiple = 4``.
+
+The module tree is that of ``ResnetGenerator`` in the official pytorch-CycleGAN-and-pix2pix
+code: one ``nn.Sequential`` named ``model`` whose residual blocks hold an ``nn.Sequential``
+named ``conv_block``, so an official state dict loads as it is. Conv biases follow the official
+rule too: a conv has a bias only with ``norm="instance"`` (BatchNorm's shift makes one
+redundant; with ``norm="none"`` the official code also leaves them out); the last conv always
+has one. Instance norm has no affine parameters and no running statistics, as there.
+
+>>> import torch
+>>> g = resnet_6blocks(3, 2, ngf=8)
+>>> g(torch.zeros(1, 3, 32, 32)).shape, g.size_multiple
+(torch.Size([1, 2, 32, 32]), 4)
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+NORMS = ("batch", "instance", "none")
+N_DOWNSAMPLING = 2
+
+
+def _norm(norm: str, channels: int) -> nn.Module:
+    """The official code's norm layer: affine BatchNorm, plain InstanceNorm, or nothing."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return nn.Identity()
+
+
+class ResnetBlock(nn.Module):
+    """``x + conv_block(x)``: pad, 3 x 3 conv, norm, ReLU, (dropout), pad, 3 x 3 conv, norm.
+
+    >>> import torch
+    >>> ResnetBlock(4, norm="instance", bias=True)(torch.zeros(1, 4, 8, 8)).shape
+    torch.Size([1, 4, 8, 8])
+    """
+
+    def __init__(self, channels: int, *, norm: str, bias: bool, dropout: bool = False):
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            _norm(norm, channels),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            _norm(norm, channels),
+        ]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Downsample twice, ``n_blocks`` residual blocks, upsample twice.
+
+    Input ``(B, in_channels, H, W)`` in [-1, 1] with ``H`` and ``W`` multiples of 4; output
+    ``(B, out_channels, H, W)`` in [-1, 1]. ``dropout`` puts a 50 % dropout in every residual
+    block (the official code's default for pix2pix; CycleGAN trains with ``--no_dropout``).
+
+    >>> import torch
+    >>> g = ResnetGenerator(1, 3, n_blocks=2, ngf=4, norm="batch")
+    >>> g(torch.zeros(2, 1, 16, 12)).shape
+    torch.Size([2, 3, 16, 12])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        n_blocks: int = 9,
+        ngf: int = 64,
+        norm: str = "instance",
+        dropout: bool = False,
+    ):
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("ngf", ngf),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 0:
+            raise ValueError(f"n_blocks must be an int >= 0, got {n_blocks!r}")
+        self.in_channels, self.out_channels, self.n_blocks = in_channels, out_channels, n_blocks
+        self.size_multiple = 2**N_DOWNSAMPLING
+        bias = norm == "instance"  # the official use_bias rule
+
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, ngf, 7, bias=bias),
+            _norm(norm, ngf),
+            nn.ReLU(inplace=True),
+        ]
+        width = ngf
+        for _ in range(N_DOWNSAMPLING):
+            layers += [
+                nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=bias),
+                _norm(norm, width * 2),
+                nn.ReLU(inplace=True),
+            ]
+            width *= 2
+        layers += [
+            ResnetBlock(width, norm=norm, bias=bias, dropout=dropout) for _ in range(n_blocks)
+        ]
+        for _ in range(N_DOWNSAMPLING):
+            layers += [
+                nn.ConvTranspose2d(
+                    width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                _norm(norm, width // 2),
+                nn.ReLU(inplace=True),
+            ]
+            width //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expected (B, {self.in_channels}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        m = self.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"{type(self).__name__} needs H and W multiples of {m}, got {h} x {w}")
+        return self.model(x)
+
+
+def _init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The pix2pix/CycleGAN init: conv weights ~ N(0, std), BatchNorm weights ~ N(1, std), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+
+
+def resnet_9blocks(
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int = 64,
+    norm: str = "instance",
+    dropout: bool = False,
+) -> ResnetGenerator:
+    """ResNet generator with 9 residual blocks (CycleGAN's default, for 256 x 256 images).
+
+    >>> resnet_9blocks(3, 3, ngf=4).n_blocks
+    9
+    """
+    return ResnetGenerator(
+        in_channels, out_channels, n_blocks=9, ngf=ngf, norm=norm, dropout=dropout
+    )
+
+
+def resnet_6blocks(
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int = 64,
+    norm: str = "instance",
+    dropout: bool = False,
+) -> ResnetGenerator:
+    """ResNet generator with 6 residual blocks (CycleGAN's choice for 128 x 128 images).
+
+    >>> resnet_6blocks(3, 3, ngf=4).n_blocks
+    6
+    """
+    return ResnetGenerator(
+        in_channels, out_channels, n_blocks=6, ngf=ngf, norm=norm, dropout=dropout
+    )
