@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from i2i.catalog import Catalog
+from i2i.data.datasets import ON_BAD_IMAGE
 from i2i.task import DIRECTIONS, Task
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -38,37 +39,51 @@ NORMS = ("batch", "instance", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TEST_MODES = ("paper", "eval")
-ON_BAD_IMAGE = ("error", "skip")
 ON_NONFINITE = ("stop", "skip")
 PAPER_OBJECTIVE = {"gan": 1.0, "l1": 100.0}
 PAPER_LOAD_SIZE = 286  # resize to this, then random-crop PAPER_CROP_SIZE: the paper's jitter
 PAPER_CROP_SIZE = 256
 
-#: Keys a task's ``defaults`` may set, and the RunConfig field each one fills.
-TASK_DEFAULT_KEYS = (
-    "recipe",
-    "recipe_options",
-    "generator",
-    "generator_kwargs",
-    "discriminator",
-    "discriminator_kwargs",
-    "objective",
-    "load_size",
-    "crop_size",
-    "preprocess",
-    "flip",
-    "batch_size",
-    "norm",
-    "test_mode",
-    "direction",
-    "epochs",
-    "epochs_decay",
-    "lr",
-)
-
 
 class ConfigError(ValueError):
     """A run configuration value that cannot work; the message names the field."""
+
+
+REQUIRED = dataclasses.MISSING
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] = (),
+    minimum: int | None = None,
+    resumable: bool = False,
+    task_default: bool = False,
+    cli: str = "generated",
+    flag: str | None = None,
+) -> Any:
+    """A :class:`RunConfig` field, declared once: its default, help and accepted values, whether
+    a resumed run may change it and a task's ``defaults`` may set it, and how ``i2i run`` takes
+    it (``cli="generated"``: an option made from this declaration; ``"custom"``: written by hand
+    in :mod:`i2i.engine.commands`, e.g. component names and ``KEY=VALUE`` lists).
+
+    ``default`` may be a callable (a fresh dict per config).
+    """
+    meta = {
+        "help": help,
+        "choices": tuple(choices),
+        "minimum": minimum,
+        "resumable": resumable,
+        "task_default": task_default,
+        "cli": cli,
+        "flag": flag,
+    }
+    if default is REQUIRED:
+        return field(metadata=meta)
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -91,46 +106,151 @@ class RunConfig:
     networks from another run's weights (fine-tuning).
     """
 
-    task: str
-    recipe: str = "pix2pix"
-    recipe_options: dict[str, Any] = field(default_factory=dict)
-    unpaired: bool = False
-    init_from: str | None = None
-    generator: str = "unet_256"
-    generator_kwargs: dict[str, Any] = field(default_factory=dict)
-    discriminator: str | None = "patch70"
-    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
-    conditional: bool = True
-    objective: dict[str, float] = field(default_factory=lambda: dict(PAPER_OBJECTIVE))
-    data: str | None = None
-    direction: str | None = None
-    load_size: int = PAPER_LOAD_SIZE
-    crop_size: int = PAPER_CROP_SIZE
-    preprocess: str = "resize_and_crop"
-    flip: bool = True
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    epochs: int = 100
-    epochs_decay: int = 100
-    max_steps: int | None = None
-    norm: str = "batch"
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = False
-    compile: bool = False
-    test_mode: str = "paper"
-    num_workers: int = 2
-    val_every: int = 0
-    save_every: int = 0
-    keep_last: int = 3
-    keep_every: int = 5
-    log_every: int = 100
-    on_bad_image: str = "error"
-    on_nonfinite: str = "stop"
-    out: str | None = None
+    task: str = option(REQUIRED, "Task to train (see `i2i list tasks`).", cli="custom")
+    recipe: str = option(
+        "pix2pix",
+        "Training method, e.g. pix2pix or cyclegan (see `i2i list recipes`) [task default].",
+        cli="custom",
+        task_default=True,
+    )
+    recipe_options: dict[str, Any] = option(
+        dict, "Recipe options (--recipe-opt KEY=VALUE).", cli="custom", task_default=True
+    )
+    unpaired: bool = option(
+        False,
+        "Draw the two sides of paired data independently (for recipes such as cyclegan).",
+        flag="--unpaired",
+    )
+    init_from: str | None = option(
+        None,
+        "Start the networks from this run's or checkpoint's weights (fine-tuning).",
+        cli="custom",
+        resumable=True,
+    )
+    generator: str = option(
+        "unet_256", "Generator [task default].", cli="custom", task_default=True
+    )
+    generator_kwargs: dict[str, Any] = option(
+        dict, "Generator options (--gen-opt).", cli="custom", task_default=True
+    )
+    discriminator: str | None = option(
+        "patch70", "Discriminator [task default].", cli="custom", task_default=True
+    )
+    discriminator_kwargs: dict[str, Any] = option(
+        dict, "Discriminator options (--disc-opt).", cli="custom", task_default=True
+    )
+    conditional: bool = option(
+        True,
+        "The discriminator sees the input too (--unconditional: the output alone).",
+        cli="custom",
+    )
+    objective: dict[str, float] = option(
+        lambda: dict(PAPER_OBJECTIVE), "Weighted loss terms.", cli="custom", task_default=True
+    )
+    data: str | None = option(
+        None, "Data folder [the task's built-in data].", cli="custom", resumable=True
+    )
+    direction: str | None = option(
+        None,
+        "Which side of an A|B pair is the input [task default].",
+        choices=DIRECTIONS,
+        task_default=True,
+    )
+    load_size: int = option(
+        PAPER_LOAD_SIZE,
+        "Resize to this before cropping [286, or crop size x 286/256].",
+        minimum=1,
+        task_default=True,
+    )
+    crop_size: int = option(
+        PAPER_CROP_SIZE,
+        "Training crop size [256]; the task's default generator follows it (unet_128 at 128).",
+        minimum=1,
+        task_default=True,
+    )
+    preprocess: str = option(
+        "resize_and_crop",
+        "Resize/crop mode [resize_and_crop].",
+        choices=PREPROCESS_MODES,
+        task_default=True,
+    )
+    flip: bool = option(True, "Random horizontal flips [on].", task_default=True)
+    batch_size: int = option(1, "Images per step (per process) [1].", minimum=1, task_default=True)
+    lr: float = option(2e-4, "Adam learning rate [2e-4].", cli="custom", task_default=True)
+    beta1: float = option(0.5, "Adam beta1 [0.5].", cli="custom")
+    beta2: float = option(0.999, "Adam beta2 [0.999].", cli="custom")
+    epochs: int = option(
+        100,
+        "Epochs at the constant learning rate [100; with --epochs alone there is no decay phase].",
+        minimum=0,
+        resumable=True,
+        task_default=True,
+    )
+    epochs_decay: int = option(
+        100,
+        "Epochs of linear decay after them [100 when --epochs is not given, else 0].",
+        minimum=0,
+        resumable=True,
+        task_default=True,
+    )
+    max_steps: int | None = option(
+        None,
+        "Stop at this TOTAL step count (a resumed run counts earlier steps).",
+        minimum=1,
+        resumable=True,
+    )
+    norm: str = option(
+        "batch", "Normalisation layers [batch, as the paper].", choices=NORMS, task_default=True
+    )
+    seed: int = option(0, "Random seed [0].", minimum=0)
+    device: str = option("auto", "Where to train [auto].", choices=DEVICES, resumable=True)
+    precision: str = option(
+        "auto",
+        "auto: bf16 where supported, fp16 on older GPUs, else fp32 [auto].",
+        choices=PRECISIONS,
+        resumable=True,
+    )
+    channels_last: bool = option(False, "NHWC memory format [off].", resumable=True)
+    compile: bool = option(False, "Wrap the networks with torch.compile [off].", resumable=True)
+    test_mode: str = option(
+        "paper",
+        "paper: dropout and batch stats at test time; eval: module.eval() [paper].",
+        choices=TEST_MODES,
+        resumable=True,
+        task_default=True,
+    )
+    num_workers: int = option(2, "Data loading processes [2].", minimum=0, resumable=True)
+    val_every: int = option(
+        0, "Validate every N steps (0: every epoch) [0].", minimum=0, resumable=True
+    )
+    save_every: int = option(
+        0, "Also save a checkpoint every N steps (0: epochs only) [0].", minimum=0, resumable=True
+    )
+    keep_last: int = option(3, "Checkpoints kept [3].", minimum=1, resumable=True)
+    keep_every: int = option(
+        5,
+        "Also keep the checkpoint ending every N-th epoch (0: none) [5].",
+        minimum=0,
+        resumable=True,
+    )
+    log_every: int = option(100, "Log losses every N steps [100].", minimum=1, resumable=True)
+    on_bad_image: str = option(
+        "error",
+        "A data file that cannot be read: error stops naming it; skip leaves it out, counts "
+        "it and reports the count at the end [error].",
+        choices=ON_BAD_IMAGE,
+        resumable=True,
+    )
+    on_nonfinite: str = option(
+        "stop",
+        "A NaN or infinite loss: stop ends the run naming the step, keeping the last good "
+        "checkpoint; skip drops that step's update and counts it [stop].",
+        choices=ON_NONFINITE,
+        resumable=True,
+    )
+    out: str | None = option(
+        None, "Run folder [runs/<task>-<timestamp>].", cli="custom", resumable=True
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON-ready dict (a deep copy)."""
@@ -158,6 +278,25 @@ class RunConfig:
     def total_epochs(self) -> int:
         """Epochs at the constant rate plus epochs of decay."""
         return self.epochs + self.epochs_decay
+
+
+def option_fields(**where: Any) -> list[dataclasses.Field]:
+    """The :class:`RunConfig` fields whose declaration matches ``where`` (e.g. ``resumable=True``).
+
+    >>> [f.name for f in option_fields(cli="generated")][:3]
+    ['unpaired', 'direction', 'load_size']
+    """
+    return [
+        f
+        for f in dataclasses.fields(RunConfig)
+        if all(f.metadata.get(k) == v for k, v in where.items())
+    ]
+
+
+#: Keys a task's ``defaults`` may set (each fills the RunConfig field of the same name).
+TASK_DEFAULT_KEYS = tuple(f.name for f in option_fields(task_default=True))
+#: Fields a resumed run may change; any other must match the checkpoint.
+RESUMABLE_FIELDS = tuple(f.name for f in option_fields(resumable=True))
 
 
 def field_names() -> list[str]:
@@ -303,22 +442,12 @@ def validate_config(cfg: RunConfig, catalog: Catalog) -> RunConfig:
         disc_name = catalog.discriminators.get(cfg.discriminator).name
     direction = cfg.direction or task_obj.direction
     _check_choice("direction", direction, DIRECTIONS)
-    _check_choice("preprocess", cfg.preprocess, PREPROCESS_MODES)
-    _check_choice("norm", cfg.norm, NORMS)
-    _check_choice("device", cfg.device, DEVICES)
-    _check_choice("precision", cfg.precision, PRECISIONS)
-    _check_choice("test_mode", cfg.test_mode, TEST_MODES)
-    _check_choice("on_bad_image", cfg.on_bad_image, ON_BAD_IMAGE)
-    _check_choice("on_nonfinite", cfg.on_nonfinite, ON_NONFINITE)
-    for name in ("load_size", "crop_size", "batch_size"):
-        _check_int(name, getattr(cfg, name), minimum=1)
-    for name in ("epochs", "epochs_decay", "num_workers", "val_every", "save_every", "seed"):
-        _check_int(name, getattr(cfg, name), minimum=0)
-    for name in ("keep_last", "log_every"):
-        _check_int(name, getattr(cfg, name), minimum=1)
-    _check_int("keep_every", cfg.keep_every, minimum=0)
-    if cfg.max_steps is not None:
-        _check_int("max_steps", cfg.max_steps, minimum=1)
+    for f in dataclasses.fields(RunConfig):  # the checks each field declares
+        value = getattr(cfg, f.name)
+        if f.metadata.get("choices") and f.name != "direction":
+            _check_choice(f.name, value, f.metadata["choices"])
+        if f.metadata.get("minimum") is not None and (value is not None or f.default is not None):
+            _check_int(f.name, value, minimum=f.metadata["minimum"])
     if cfg.total_epochs < 1 and cfg.max_steps is None:
         raise ConfigError("epochs + epochs_decay must be at least 1")
     if not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0):

@@ -236,7 +236,8 @@ class RecipeSetup:
             opts.pop("norm")
         spec = role_spec(kind, name, opts, in_channels, out_channels)
         net = build_network(self.catalog, spec)
-        net = use_sync_batchnorm(net, self.device, self.dist)
+        if self.dist is not None:
+            net = use_sync_batchnorm(net, self.device, self.dist)
         memory_format = torch.channels_last if self.config.channels_last else torch.preserve_format
         return net.to(self.device, memory_format=memory_format), spec
 

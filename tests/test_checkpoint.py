@@ -10,8 +10,8 @@ import torch
 from i2i.engine import checkpoint as ck
 from i2i.engine.checkpoint import (
     CheckpointError,
-    build_discriminator,
     build_generator,
+    build_role,
     load_checkpoint,
     save_checkpoint,
 )
@@ -41,8 +41,7 @@ def _save(run, step, *, gen=None, keep=False, keep_last=None, train_state=None):
         step=step,
         epoch=step // 10,
         config=_config(),
-        generator_state=gen,
-        discriminator_state={"d": torch.ones(1)},
+        weights={"generator": gen, "discriminator": {"d": torch.ones(1)}},
         train_state=train_state,
         extra=EXTRA,
         keep=keep,
@@ -91,7 +90,7 @@ def test_crash_during_save_keeps_previous_latest(tmp_path, monkeypatch):
     real_write = ck._write_bytes
 
     def failing_write(path, data):
-        if path.name == ck.DISCRIMINATOR_FILE:
+        if path.name == "discriminator.safetensors":
             raise OSError("disk full (simulated)")
         real_write(path, data)
 
@@ -185,15 +184,14 @@ def test_build_generator_from_checkpoint_alone(tmp_path):
         step=7,
         epoch=0,
         config=_config(),
-        generator_state=gen.state_dict(),
-        discriminator_state=disc.state_dict(),
+        weights={"generator": gen.state_dict(), "discriminator": disc.state_dict()},
         extra=EXTRA,
     )
     ckpt = load_checkpoint(tmp_path)
     rebuilt = build_generator(ckpt, cat).eval()
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(rebuilt(x), gen.eval()(x))
-    assert isinstance(build_discriminator(ckpt, cat), type(disc))
+    assert isinstance(build_role(ckpt, "discriminator", cat), type(disc))
     # weights that do not fit the described architecture are an error naming the file
     ckpt.config["roles"]["generator"]["options"]["ngf"] = 8
     with pytest.raises(CheckpointError, match="generator.safetensors"):

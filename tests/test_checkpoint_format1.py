@@ -53,7 +53,7 @@ def test_an_old_checkpoint_loads_as_a_pix2pix_one(old_run, catalog):
     assert ckpt.run_config().recipe == "pix2pix"
     generator = ck.build_translator(ckpt, catalog).eval()
     assert generator(torch.rand(1, 3, 128, 128)).shape == (1, 3, 128, 128)
-    assert ck.build_discriminator(ckpt, catalog).receptive_field == 16
+    assert ck.build_role(ckpt, "discriminator", catalog).receptive_field == 16
 
 
 def test_an_old_checkpoint_translates_and_exports(old_run, tmp_path):

@@ -43,7 +43,7 @@ def _states(run_dir):
     ckpt = ck.load_checkpoint(run_dir)
     return ckpt, {
         **ckpt.generator_state,
-        **{"D." + k: v for k, v in ckpt.discriminator_state.items()},
+        **{"D." + k: v for k, v in ckpt.weights["discriminator"].items()},
     }
 
 

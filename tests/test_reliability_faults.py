@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from i2i.cli import build_cli
 from i2i.data.io import DatasetError, ImageReadError
 from i2i.engine import checkpoint as ck
-from i2i.engine import loop as loop_mod
+from i2i.engine import faults as faults_mod
 from i2i.engine.loop import TrainingDiverged
 from i2i.engine.runner import train
 from i2i.engine.step import NonFiniteLossError, Pix2PixStep
@@ -88,7 +88,9 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     assert "stopped at step 4 without saving" in result.output
     assert "step_00000002" in result.output and "--on-nonfinite skip" in result.output
     ckpt = ck.load_checkpoint(out)
-    assert ckpt.step == 2 and _finite(ckpt.generator_state) and _finite(ckpt.discriminator_state)
+    assert (
+        ckpt.step == 2 and _finite(ckpt.generator_state) and _finite(ckpt.weights["discriminator"])
+    )
     assert [p.name for p in ck.list_checkpoints(out)] == ["step_00000002"]
 
 
@@ -101,7 +103,9 @@ def test_nan_loss_with_skip_drops_the_updates_and_counts_them(cli, data, tmp_pat
     assert "step 3: non-finite loss (d_loss=nan" in result.output
     assert "skipped the update of 2 step(s) with a non-finite loss" in result.output
     ckpt = ck.load_checkpoint(out)
-    assert ckpt.step == 6 and _finite(ckpt.generator_state) and _finite(ckpt.discriminator_state)
+    assert (
+        ckpt.step == 6 and _finite(ckpt.generator_state) and _finite(ckpt.weights["discriminator"])
+    )
     assert ckpt.train_state()["nonfinite_steps"] == 2
     records = read_metrics(out / "metrics.jsonl")
     train_records = [r for r in records if r["kind"] == "train"]
@@ -146,7 +150,7 @@ def test_skip_leaves_weights_and_optimizer_untouched():
 
 
 def test_many_non_finite_steps_in_a_row_stop_the_run(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(loop_mod, "MAX_CONSECUTIVE_NONFINITE", 3)
+    monkeypatch.setattr(faults_mod, "MAX_CONSECUTIVE_NONFINITE", 3)
     inject_nan(monkeypatch, set(range(1, 100)))
     cat = tiny_catalog()
     cfg = tiny_config(cat, data, tmp_path / "r", max_steps=10, on_nonfinite="skip")
@@ -264,7 +268,7 @@ def test_hostile_train_state_is_refused_on_resume(cli, trained, tmp_path):
 def test_hostile_weights_file_is_refused(cli, trained, tmp_path):
     run = _copy_run(trained, tmp_path / "run")
     marker = tmp_path / "marker"
-    weights = ck.resolve_checkpoint_dir(run) / ck.GENERATOR_FILE
+    weights = ck.resolve_checkpoint_dir(run) / "generator.safetensors"
     weights.write_bytes(pickle.dumps(Exploit(marker)))
     with pytest.raises(ck.CheckpointError, match="not a readable safetensors file"):
         ck.load_checkpoint(run)

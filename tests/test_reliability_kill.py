@@ -86,7 +86,7 @@ def check_every_checkpoint_loads(run: Path) -> int:
         ckpt = ck.load_checkpoint(folder)
         state = ckpt.train_state()
         assert state["step"] == ckpt.step == int(folder.name.split("_")[1])
-        assert ckpt.generator_state and ckpt.discriminator_state
+        assert ckpt.generator_state and ckpt.weights["discriminator"]
     latest = ck.load_checkpoint(run)
     assert latest.path in folders
     return latest.step

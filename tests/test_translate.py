@@ -57,8 +57,7 @@ def make_checkpoint(
         step=1,
         epoch=0,
         config=cfg,
-        generator_state=net.state_dict(),
-        discriminator_state=None,
+        weights={"generator": net.state_dict()},
         extra={
             "in_channels": t.in_channels,
             "out_channels": t.out_channels,

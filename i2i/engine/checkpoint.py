@@ -5,8 +5,7 @@ Layout of a run folder ``OUT``::
     OUT/checkpoints/latest.json            {"step": 400, "dir": "step_00000400"}
     OUT/checkpoints/step_00000400/
         <role>.safetensors                 one per role, the recipe's named networks
-                                           (pix2pix: generator, discriminator; cyclegan: G, F,
-                                           D_X, D_Y); safetensors: no pickle
+                                           (safetensors: no pickle)
         config.json                        the resolved RunConfig + recipe, roles, translators,
                                            step, epoch, ...
         train_state.pt                     optimizers, schedulers, RNG: loads with weights_only
@@ -14,8 +13,8 @@ Layout of a run folder ``OUT``::
 ``config.json`` says how to rebuild every role without the recipe's code: ``roles`` maps each
 role to ``{"kind": "generator"|"discriminator", "name", "options", "in_channels",
 "out_channels"}``, and ``translators`` maps a data direction (``AtoB``, ``BtoA``) to the role
-that translates that way. Checkpoints of format 1 (i2i before recipes: ``generator`` and
-``discriminator`` files, no ``roles``) load as pix2pix checkpoints with those two roles.
+that translates that way. Checkpoints of format 1 (i2i before recipes, no ``roles``) load
+through :mod:`i2i.engine.format1`.
 
 A checkpoint is written into a hidden temporary folder beside its final place, every file
 fsync'd, then renamed into place; ``latest.json`` is then replaced the same way. A crash at
@@ -59,13 +58,11 @@ from torch import Tensor, nn
 
 from i2i.catalog import Catalog
 from i2i.config import RunConfig
+from i2i.engine import format1
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
 WEIGHTS_SUFFIX = ".safetensors"
-#: The file of format 1 (i2i before recipes) that made a folder a checkpoint.
-GENERATOR_FILE = "generator.safetensors"
-DISCRIMINATOR_FILE = "discriminator.safetensors"
 CONFIG_FILE = "config.json"
 TRAIN_STATE_FILE = "train_state.pt"
 FORMAT_VERSION = 2
@@ -119,8 +116,8 @@ class Checkpoint:
 
     @property
     def recipe(self) -> str:
-        """The recipe that trained it (``pix2pix`` for checkpoints older than recipes)."""
-        return str(self.config.get("recipe") or "pix2pix")
+        """The recipe that trained it (format 1: :data:`i2i.engine.format1.RECIPE`)."""
+        return str(self.config.get("recipe") or format1.RECIPE)
 
     @property
     def roles(self) -> dict[str, dict[str, Any]]:
@@ -138,13 +135,10 @@ class Checkpoint:
         direction = direction or self.config.get("direction") or next(iter(table), None)
         if direction not in table:
             ways = ", ".join(table) or "none"
+            one_way = "; it was trained one way: train a model the other way for that"
             raise CheckpointError(
                 f"Checkpoint {self.path} translates {ways} only, not {direction}"
-                + (
-                    "; it was trained one way (pix2pix): train the other way for that"
-                    if len(table) == 1
-                    else ""
-                )
+                + (one_way if len(table) == 1 else "")
             )
         return table[direction]
 
@@ -152,11 +146,6 @@ class Checkpoint:
     def generator_state(self) -> dict[str, Tensor]:
         """The weights of the role that translates in the trained direction."""
         return self.weights[self.translator_role()]
-
-    @property
-    def discriminator_state(self) -> dict[str, Tensor] | None:
-        """The weights of a format-1 style ``discriminator`` role, if any."""
-        return self.weights.get("discriminator")
 
     def run_config(self) -> RunConfig:
         """The resolved :class:`RunConfig` the checkpoint was trained with."""
@@ -204,32 +193,14 @@ def role_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``roles`` of a checkpoint config; for format 1, rebuilt from its generator fields."""
     if isinstance(config.get("roles"), dict):
         return dict(config["roles"])
-    from i2i.engine.build import discriminator_options, generator_options
-
-    roles = {}
-    if config.get("generator"):
-        roles["generator"] = role_spec(
-            "generator",
-            config["generator"],
-            generator_options(config),
-            config.get("in_channels", 3),
-            config.get("out_channels", 3),
-        )
-    if config.get("discriminator") and config.get("discriminator_in_channels"):
-        roles["discriminator"] = role_spec(
-            "discriminator",
-            config["discriminator"],
-            discriminator_options(config),
-            config["discriminator_in_channels"],
-        )
-    return roles
+    return format1.roles(config)
 
 
 def translators_of(config: Mapping[str, Any]) -> dict[str, str]:
     """The ``translators`` of a checkpoint config; for format 1, the generator one way."""
     if isinstance(config.get("translators"), dict):
         return {str(k): str(v) for k, v in config["translators"].items()}
-    return {str(config.get("direction") or "AtoB"): "generator"}
+    return format1.translators(config)
 
 
 _GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")
@@ -278,8 +249,6 @@ def save_checkpoint(
     extra: Mapping[str, Any] | None = None,
     keep: bool = False,
     keep_last: int | None = None,
-    generator_state: Mapping[str, Tensor] | None = None,
-    discriminator_state: Mapping[str, Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint for ``step`` atomically, point ``latest.json`` at it, prune old ones.
 
@@ -287,15 +256,11 @@ def save_checkpoint(
     is the run config dict; ``extra`` adds keys (``recipe``, ``roles``, ``translators``,
     channels) to the checkpoint's ``config.json``. ``keep=True`` marks a checkpoint that
     pruning never removes; otherwise only the newest ``keep_last`` unmarked ones stay (``None``:
-    keep all). ``generator_state``/``discriminator_state`` are the two roles of format 1.
+    keep all).
     """
     from i2i import __version__
 
     weights = dict(weights or {})
-    if generator_state is not None:
-        weights["generator"] = generator_state
-    if discriminator_state is not None:
-        weights["discriminator"] = discriminator_state
     if not weights:
         raise CheckpointError("a checkpoint needs the weights of at least one role")
     for role in weights:
@@ -331,7 +296,7 @@ def save_checkpoint(
             "epoch": int(epoch),
             "keep": bool(keep),
         }
-        record.setdefault("recipe", "pix2pix")
+        record.setdefault("recipe", format1.RECIPE)
         if not isinstance(record.get("roles"), dict):  # described by format-1 fields, if at all
             described = role_specs({k: v for k, v in record.items() if k != "roles"})
             record["roles"] = {role: described.get(role, {}) for role in weights}
@@ -546,8 +511,10 @@ def load_checkpoint(
     if not isinstance(config, dict) or "step" not in config:
         raise CheckpointError(f"{config_path} is not an i2i checkpoint config (no 'step')")
     specs = role_specs(config)
-    if "roles" not in config and not (ckpt_dir / GENERATOR_FILE).is_file():
-        raise CheckpointError(f"Checkpoint {ckpt_dir} is incomplete: {GENERATOR_FILE} is missing")
+    if "roles" not in config and not (ckpt_dir / format1.GENERATOR_FILE).is_file():
+        raise CheckpointError(
+            f"Checkpoint {ckpt_dir} is incomplete: {format1.GENERATOR_FILE} is missing"
+        )
     weights = {}
     for role, spec in specs.items():
         if roles is not None and role not in roles:
@@ -608,13 +575,6 @@ def build_translator(ckpt: Checkpoint, catalog: Catalog, direction: str | None =
 def build_generator(ckpt: Checkpoint, catalog: Catalog) -> nn.Module:
     """The checkpoint's generator for its trained direction (see :func:`build_translator`)."""
     return build_translator(ckpt, catalog)
-
-
-def build_discriminator(ckpt: Checkpoint, catalog: Catalog) -> nn.Module:
-    """A pix2pix checkpoint's ``discriminator`` role, rebuilt with its weights loaded strictly."""
-    if "discriminator" not in ckpt.weights:
-        raise CheckpointError(f"Checkpoint {ckpt.path} has no discriminator")
-    return build_role(ckpt, "discriminator", catalog)
 
 
 def _load_strict(model: nn.Module, state: Mapping[str, Tensor], path: Path, name: str) -> None:

@@ -5,133 +5,68 @@ Registered as a built-in plugin through ``i2i_register_commands``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from i2i import hookimpl
 from i2i.cli import ComponentName, app
-from i2i.config import (
-    DEVICES,
-    NORMS,
-    ON_BAD_IMAGE,
-    ON_NONFINITE,
-    PRECISIONS,
-    PREPROCESS_MODES,
-    TEST_MODES,
-    ConfigError,
-    parse_options,
-    resolve_config,
-)
+from i2i.config import ConfigError, RunConfig, option_fields, parse_options, resolve_config
 from i2i.registry import UnknownComponentError
-from i2i.task import DIRECTIONS
 
 
-def _int(minimum: int = 0) -> click.IntRange:
-    return click.IntRange(min=minimum)
+def _click_option(f: dataclasses.Field) -> Callable[[Any], Any]:
+    """The ``i2i run`` option of one RunConfig field, from its declaration (None: not given)."""
+    meta, name = f.metadata, f.name.replace("_", "-")
+    if f.type == "bool":
+        if meta["flag"]:  # a plain flag: on when given
+            return click.option(meta["flag"], f.name, is_flag=True, default=None, help=meta["help"])
+        return click.option(f"--{name}/--no-{name}", f.name, default=None, help=meta["help"])
+    if meta["choices"]:
+        kind: Any = click.Choice(meta["choices"])
+    elif meta["minimum"] is not None:
+        kind = click.IntRange(min=meta["minimum"])
+    else:
+        kind = int if f.type.startswith("int") else str
+    return click.option(meta["flag"] or f"--{name}", f.name, type=kind, help=meta["help"])
+
+
+def generated_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add an option for every RunConfig field declared with ``cli="generated"``."""
+    for f in reversed(option_fields(cli="generated")):
+        fn = _click_option(f)(fn)
+    return fn
+
+
+def _help(name: str) -> str:
+    """The help of RunConfig field ``name``, as declared."""
+    return next(f.metadata["help"] for f in dataclasses.fields(RunConfig) if f.name == name)
 
 
 @click.command("run")
-@click.option("--task", type=ComponentName("tasks"), help="Task to train (see `i2i list tasks`).")
-@click.option(
-    "--recipe",
-    type=ComponentName("recipes"),
-    help="Training method, e.g. pix2pix or cyclegan (see `i2i list recipes`) [task default].",
-)
+@click.option("--task", type=ComponentName("tasks"), help=_help("task"))
+@click.option("--recipe", type=ComponentName("recipes"), help=_help("recipe"))
 @click.option(
     "--recipe-opt",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Recipe option, e.g. lambda_cycle=5 (repeatable; `i2i info RECIPE` lists them).",
+    help="Recipe option, e.g. lambda_x=5 (repeatable; `i2i info RECIPE` lists them).",
 )
+@click.option("--init-from", type=click.Path(exists=True), help=_help("init_from"))
+@click.option("--gen", "generator", type=ComponentName("generators"), help=_help("generator"))
 @click.option(
-    "--unpaired",
-    is_flag=True,
-    default=None,
-    help="Draw the two sides of paired data independently (for recipes such as cyclegan).",
+    "--disc", "discriminator", type=ComponentName("discriminators"), help=_help("discriminator")
 )
-@click.option(
-    "--init-from",
-    type=click.Path(exists=True),
-    help="Start the networks from this run's or checkpoint's weights (fine-tuning).",
-)
-@click.option(
-    "--gen", "generator", type=ComponentName("generators"), help="Generator [task default]."
-)
-@click.option(
-    "--disc",
-    "discriminator",
-    type=ComponentName("discriminators"),
-    help="Discriminator [task default].",
-)
-@click.option(
-    "--data", type=click.Path(file_okay=False), help="Data folder [the task's built-in data]."
-)
-@click.option("--out", type=click.Path(), help="Run folder [runs/<task>-<timestamp>].")
-@click.option(
-    "--direction",
-    type=click.Choice(DIRECTIONS),
-    help="Which side of an A|B pair is the input [task default].",
-)
-@click.option(
-    "--epochs",
-    type=_int(),
-    help="Epochs at the constant learning rate [100; with --epochs alone there is no decay phase].",
-)
-@click.option(
-    "--epochs-decay",
-    type=_int(),
-    help="Epochs of linear decay after them [100 when --epochs is not given, else 0].",
-)
-@click.option(
-    "--max-steps",
-    type=_int(1),
-    help="Stop at this TOTAL step count (a resumed run counts earlier steps).",
-)
-@click.option("--batch-size", type=_int(1), help="Images per step (per process) [1].")
-@click.option(
-    "--load-size",
-    type=_int(1),
-    help="Resize to this before cropping [286, or crop size x 286/256].",
-)
-@click.option(
-    "--crop-size",
-    type=_int(1),
-    help="Training crop size [256]; the task's default generator follows it (unet_128 at 128).",
-)
-@click.option(
-    "--preprocess", type=click.Choice(PREPROCESS_MODES), help="Resize/crop mode [resize_and_crop]."
-)
-@click.option("--flip/--no-flip", default=None, help="Random horizontal flips [on].")
-@click.option(
-    "--norm", type=click.Choice(NORMS), help="Normalisation layers [batch, as the paper]."
-)
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [2e-4]."
-)
-@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), help="Adam beta1 [0.5].")
+@click.option("--data", type=click.Path(file_okay=False), help=_help("data"))
+@click.option("--out", type=click.Path(), help=_help("out"))
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help=_help("lr"))
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), help=_help("beta1"))
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), help=_help("beta2"))
 @click.option("--lambda-l1", type=click.FloatRange(min=0), help="Weight of the L1 term [100].")
 @click.option(
     "--objective", help='Weighted loss terms, e.g. "gan=1,l1=100" (see `i2i list losses`).'
-)
-@click.option("--seed", type=_int(), help="Random seed [0].")
-@click.option("--device", type=click.Choice(DEVICES), help="Where to train [auto].")
-@click.option(
-    "--precision",
-    type=click.Choice(PRECISIONS),
-    help="auto: bf16 where supported, fp16 on older GPUs, else fp32 [auto].",
-)
-@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format [off].")
-@click.option(
-    "--compile/--no-compile",
-    "compile_",
-    default=None,
-    help="Wrap the networks with torch.compile [off].",
-)
-@click.option(
-    "--test-mode",
-    type=click.Choice(TEST_MODES),
-    help="paper: dropout and batch stats at test time; eval: module.eval() [paper].",
 )
 @click.option(
     "--unconditional",
@@ -151,30 +86,7 @@ def _int(minimum: int = 0) -> click.IntRange:
     metavar="KEY=VALUE",
     help="Discriminator option, e.g. ndf=32 (repeatable).",
 )
-@click.option("--num-workers", type=_int(), help="Data loading processes [2].")
-@click.option("--val-every", type=_int(), help="Validate every N steps (0: every epoch) [0].")
-@click.option(
-    "--save-every", type=_int(), help="Also save a checkpoint every N steps (0: epochs only) [0]."
-)
-@click.option("--keep-last", type=_int(1), help="Checkpoints kept [3].")
-@click.option(
-    "--keep-every",
-    type=_int(),
-    help="Also keep the checkpoint ending every N-th epoch (0: none) [5].",
-)
-@click.option("--log-every", type=_int(1), help="Log losses every N steps [100].")
-@click.option(
-    "--on-bad-image",
-    type=click.Choice(ON_BAD_IMAGE),
-    help="A data file that cannot be read: error stops naming it; skip leaves it out, counts "
-    "it and reports the count at the end [error].",
-)
-@click.option(
-    "--on-nonfinite",
-    type=click.Choice(ON_NONFINITE),
-    help="A NaN or infinite loss: stop ends the run naming the step, keeping the last good "
-    "checkpoint; skip drops that step's update and counts it [stop].",
-)
+@generated_options
 @click.option(
     "--resume", type=click.Path(exists=True), help="Continue the run (or checkpoint) at this path."
 )
@@ -243,7 +155,6 @@ def _os_error_message(exc: OSError, out: str | None) -> str:
 def _flags(opts: dict[str, Any]) -> dict[str, Any]:
     """Click options -> ``resolve_config`` keywords (``None`` = not given)."""
     flags = dict(opts)
-    flags["compile"] = flags.pop("compile_")
     flags["conditional"] = False if flags.pop("unconditional") else None
     try:
         gen_opts, disc_opts = flags.pop("gen_opt"), flags.pop("disc_opt")

@@ -16,8 +16,11 @@ exactly the per-image normalisation of single-process training).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -128,3 +131,26 @@ def _revert(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         out.add_module(name, _revert(child))
     return out
+
+
+#: A folder where every rank writes hashes of its final weights (to check DDP keeps them equal).
+DUMP_WEIGHTS_ENV = "I2I_DEBUG_DUMP_WEIGHTS"
+
+
+def dump_weight_hashes(modules: dict[str, torch.nn.Module], folder: Path, rank: int) -> Path:
+    """Write ``rank{rank}.json``: a SHA-256 of each module's parameters and of its buffers."""
+    record: dict[str, str] = {}
+    for role, module in modules.items():
+        for kind, named in (
+            ("params", module.named_parameters()),
+            ("buffers", module.named_buffers()),
+        ):
+            digest = hashlib.sha256()
+            for name, tensor in named:
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            record[f"{role}.{kind}"] = digest.hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"rank{rank}.json"
+    path.write_text(json.dumps(record, indent=2))
+    return path

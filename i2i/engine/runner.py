@@ -23,6 +23,7 @@ import torch
 
 from i2i.catalog import Catalog
 from i2i.config import (
+    RESUMABLE_FIELDS,
     ConfigError,
     RunConfig,
     default_out,
@@ -47,28 +48,6 @@ from i2i.recipe import RecipeSetup, Wrapping
 
 RUN_CONFIG_FILE = "config.json"
 
-#: Fields a resumed run may change; any other must match the checkpoint.
-RESUMABLE_FIELDS = (
-    "data",
-    "epochs",
-    "epochs_decay",
-    "max_steps",
-    "device",
-    "precision",
-    "channels_last",
-    "compile",
-    "num_workers",
-    "val_every",
-    "save_every",
-    "keep_last",
-    "keep_every",
-    "log_every",
-    "out",
-    "test_mode",
-    "on_bad_image",
-    "on_nonfinite",
-    "init_from",
-)
 
 #: What an i2i run writes into its folder (``--overwrite`` removes these, nothing else).
 RUN_OUTPUTS = (RUN_CONFIG_FILE, METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR, ckpt_io.CHECKPOINTS_DIR)

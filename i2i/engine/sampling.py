@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -74,3 +75,30 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return max(self.per_rank - self.skip, 0)
+
+
+def epoch_loader(
+    data: Any,
+    sampler: EpochSampler,
+    *,
+    epoch: int,
+    done: int,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    pin_memory: bool = False,
+) -> Any:
+    """The DataLoader of ``epoch``, skipping the ``done`` batches already trained on."""
+    from torch.utils.data import DataLoader
+
+    sampler.set_epoch(epoch, skip=done * batch_size)
+    if hasattr(data, "set_epoch"):
+        data.set_epoch(epoch)
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(derive_seed(seed, epoch, 1)),
+    )

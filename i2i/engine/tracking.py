@@ -153,3 +153,20 @@ class Console:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def drop_torn_line(path: Path) -> bool:
+    """Cut a last line that lacks its newline: a write torn by a crash or a full disk.
+
+    Records are whole lines, so such a line is never a complete record. Returns whether one
+    was cut.
+    """
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                return False
+            f.truncate(data.rfind(b"\n") + 1)
+            return True
+    except FileNotFoundError:
+        return False

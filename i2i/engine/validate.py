@@ -182,3 +182,55 @@ def metric_record(values: dict[str, Any], prefix: str = "val/") -> dict[str, Any
     {'val/l1': 0.5}
     """
     return {prefix + key: value for key, value in values.items()}
+
+
+class RunEvaluation:
+    """What a run measures and shows while it trains: the recipe step's validation on
+    ``val_data`` and its sample grid of the first :data:`SAMPLE_COUNT` items of
+    ``sample_data``, each under its own seeded random state (so resumed runs repeat them)."""
+
+    SAMPLE_COUNT = 4
+
+    def __init__(
+        self,
+        task: Task,
+        *,
+        direction: str,
+        mode: str,
+        batch_size: int,
+        seed: int,
+        val_data: Dataset | None,
+        sample_data: Dataset | None,
+        metrics: Any = None,
+    ):
+        self.val_data, self.sample_data, self.seed = val_data, sample_data, seed
+        from i2i.engine.distributed import local_copy
+        from i2i.recipe import ValidationContext
+
+        self.context = ValidationContext(
+            task=task,
+            direction=direction,
+            mode=mode,
+            batch_size=batch_size,
+            metrics=metrics or pixel_metrics,
+            local=local_copy,
+        )
+
+    def validate(self, step: Any, global_step: int) -> dict[str, Any]:
+        """The step's validation values (empty without validation data)."""
+        from i2i.engine.rng import derive_seed, isolated_rng
+
+        if self.val_data is None:
+            return {}
+        with isolated_rng(derive_seed(self.seed, global_step, 2)):
+            return step.validate(self.val_data, self.context)
+
+    def samples(self, step: Any, global_step: int) -> Tensor | None:
+        """The step's sample grid (None without sample data)."""
+        from i2i.engine.rng import derive_seed, isolated_rng
+
+        if self.sample_data is None or not len(self.sample_data):
+            return None
+        indices = list(range(min(self.SAMPLE_COUNT, len(self.sample_data))))
+        with isolated_rng(derive_seed(self.seed, global_step, 3)):
+            return step.sample_grid(self.sample_data, self.context, indices)

@@ -23,8 +23,6 @@ from tqdm.auto import tqdm
 
 from i2i.inference.translator import Translator
 
-ON_BAD_IMAGE = ("error", "skip")
-
 
 def batches_by_size(
     pairs: Sequence[tuple[Path, Path]],

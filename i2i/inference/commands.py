@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from i2i import hookimpl
-from i2i.inference.batch import ON_BAD_IMAGE
+from i2i.data.datasets import ON_BAD_IMAGE
 from i2i.inference.modes import MODES
 from i2i.inference.translator import DEFAULT_TILE, PRECISIONS
 
