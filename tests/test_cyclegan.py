@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 from i2i import RecipeSetup
+from i2i.cli import build_cli
 from i2i.config import resolve_config
 from i2i.data.builtin import builtin_data_root
-from i2i.data.io import list_images, read_image
+from i2i.data.io import list_images, read_image, write_image
+from i2i.engine import checkpoint as ck
 from i2i.metrics.color import color_hist_metric
+from i2i.plugins import make_plugin_manager
 from tests.test_engine_fixtures import one_thread  # noqa: F401 (a fixture)
 
 
@@ -89,3 +94,62 @@ def test_cyclegan_learns_photos_to_their_negatives_without_pairs(catalog):
         toward_y1,
         baseline,
     )
+
+
+def _cli():
+    return build_cli(make_plugin_manager(load_entrypoints=False))
+
+
+@pytest.mark.slow
+def test_cyclegan_on_facades_without_pairs_end_to_end(data_root, tmp_path):
+    """Train unpaired on facades, resume, translate both ways at other sizes, export both."""
+    from tests.test_engine_fixtures import facades_subset
+
+    data = facades_subset(data_root, tmp_path / "facades", n_train=6, n_val=2)
+    run = tmp_path / "run"
+    common = ["--device", "cpu", "--precision", "fp32", "--num-workers", "0", "-q"]
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "run", "--recipe", "cyclegan", "--task", "facades", "--data", str(data),
+            "--unpaired", "--max-steps", "4", "--out", str(run), "--crop-size", "64",
+            "--gen", "resnet_6blocks", "--gen-opt", "ngf=8", "--disc-opt", "ndf=8",
+            *common,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ckpt = ck.load_checkpoint(run)
+    assert ckpt.step == 4 and ckpt.recipe == "cyclegan"
+    assert sorted(p.stem for p in ckpt.path.glob("*.safetensors")) == ["D_X", "D_Y", "F", "G"]
+    assert ckpt.translators == {"BtoA": "G", "AtoB": "F"}
+    assert ckpt.config["unpaired"] is True
+    val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in val if r["kind"] == "val"]
+    assert val and {"val/cycle_x", "val/cycle_y", "val/l1"} <= set(val[-1])  # val data is paired
+
+    result = CliRunner().invoke(_cli(), ["run", "--resume", str(run), "--max-steps", "6", *common])
+    assert result.exit_code == 0, result.output
+    assert ck.load_checkpoint(run).step == 6
+
+    write_image(torch.rand(3, 52, 76), tmp_path / "in" / "x.png")
+    for direction in ("AtoB", "BtoA"):
+        out = tmp_path / f"out_{direction}"
+        result = CliRunner().invoke(
+            _cli(),
+            ["translate", "-c", str(run), "--direction", direction, str(tmp_path / "in"),
+             "--out", str(out), "--no-progress"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        from PIL import Image
+
+        assert Image.open(out / "x.png").size == (76, 52)
+        target = tmp_path / f"{direction}.pt"
+        result = CliRunner().invoke(
+            _cli(),
+            ["export", "-c", str(run), "--direction", direction, "--format", "torchscript",
+             "--out", str(target)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    from i2i.export import read_metadata
+
+    assert read_metadata(tmp_path / "AtoB.pt")["direction"] == "AtoB"
