@@ -11,7 +11,10 @@ Each conv is 4 x 4 with stride 2. The U-Net concatenates encoder layer ``i`` wit
 norm, and neither has the innermost one (its output is 1 x 1), as in the official code.
 
 Dropout sits in the first three decoder blocks, as the paper says; the official code instead
-leaves the innermost decoder block without dropout and puts it in the three after it.
+leaves the innermost decoder block without dropout and puts it in the ``num_downs - 5`` after it
+(three for ``unet_256``, two for ``unet_128``): ``dropout_layout="official"`` does that, for
+models converted from the official code (``i2i convert``), whose test-time outputs with dropout
+on then have the official distribution.
 
 >>> import torch
 >>> g = unet_256(3, 2, ngf=4)
@@ -35,6 +38,22 @@ from i2i.models.layers import (
 )
 
 DROPOUT_BLOCKS = 3  # decoder blocks with dropout: the paper's noise z
+DROPOUT_LAYOUTS = ("paper", "official")
+
+
+def dropout_blocks(num_downs: int, layout: str = "paper") -> range:
+    """Indices of the decoder blocks (0 = innermost) that end with dropout.
+
+    >>> list(dropout_blocks(8)), list(dropout_blocks(8, "official")), list(dropout_blocks(7, "official"))
+    ([0, 1, 2], [1, 2, 3], [1, 2])
+    """
+    if layout not in DROPOUT_LAYOUTS:
+        raise ValueError(
+            f"dropout_layout must be one of {', '.join(DROPOUT_LAYOUTS)}; got {layout!r}"
+        )
+    if layout == "official":
+        return range(1, max(num_downs - 4, 1))
+    return range(min(DROPOUT_BLOCKS, num_downs - 1))
 
 
 class UNetGenerator(nn.Module):
@@ -61,6 +80,7 @@ class UNetGenerator(nn.Module):
         norm: str = "batch",
         dropout: bool = True,
         skips: bool = True,
+        dropout_layout: str = "paper",
     ):
         super().__init__()
         check_norm(norm)
@@ -73,6 +93,7 @@ class UNetGenerator(nn.Module):
         self.num_downs, self.skips = num_downs, skips
         self.size_multiple = 2**num_downs
         bias = uses_bias(norm)
+        dropped = dropout_blocks(num_downs, dropout_layout) if dropout else range(0)
         widths = [ngf * min(2**i, 8) for i in range(num_downs)]  # 64 128 256 512 512 ...
         n = num_downs
 
@@ -99,7 +120,7 @@ class UNetGenerator(nn.Module):
             c_out = widths[level - 1]
             conv = GemmConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)
             block = [nn.ReLU(inplace=True), conv, norm_layer(norm, c_out)]
-            if dropout and j < DROPOUT_BLOCKS:
+            if j in dropped:
                 block.append(nn.Dropout(0.5))
             decoder.append(nn.Sequential(*block))
         self.decoder = nn.ModuleList(decoder)
@@ -132,7 +153,13 @@ class UNetGenerator(nn.Module):
 
 
 def unet_256(
-    in_channels: int, out_channels: int, *, ngf: int = 64, norm: str = "batch", dropout: bool = True
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int = 64,
+    norm: str = "batch",
+    dropout: bool = True,
+    dropout_layout: str = "paper",
 ) -> UNetGenerator:
     """U-Net with 8 downsamplings (pix2pix default for 256 x 256): sizes multiple of 256.
 
@@ -140,12 +167,24 @@ def unet_256(
     256
     """
     return UNetGenerator(
-        in_channels, out_channels, num_downs=8, ngf=ngf, norm=norm, dropout=dropout
+        in_channels,
+        out_channels,
+        num_downs=8,
+        ngf=ngf,
+        norm=norm,
+        dropout=dropout,
+        dropout_layout=dropout_layout,
     )
 
 
 def unet_128(
-    in_channels: int, out_channels: int, *, ngf: int = 64, norm: str = "batch", dropout: bool = True
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int = 64,
+    norm: str = "batch",
+    dropout: bool = True,
+    dropout_layout: str = "paper",
 ) -> UNetGenerator:
     """U-Net with 7 downsamplings (for 128 x 128): sizes multiple of 128.
 
@@ -153,7 +192,13 @@ def unet_128(
     torch.Size([1, 3, 128, 128])
     """
     return UNetGenerator(
-        in_channels, out_channels, num_downs=7, ngf=ngf, norm=norm, dropout=dropout
+        in_channels,
+        out_channels,
+        num_downs=7,
+        ngf=ngf,
+        norm=norm,
+        dropout=dropout,
+        dropout_layout=dropout_layout,
     )
 
 
