@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i.inference.commands",
     "i2i.eval.commands",
     "i2i.data.commands",
+    "i2i.convert.commands",
     "i2i_colorize",
     "i2i_inpaint",
     "i2i_edges2photo",
