@@ -367,3 +367,39 @@ def test_converted_pix2pix_translates_with_the_cli(cli, tmp_path):
     with torch.no_grad():
         expected = ((g(x[None])[0] + 1) * 127.5).clamp(0, 255).permute(1, 2, 0).numpy()
     assert np.abs(np.asarray(written, dtype=np.float32) - expected).max() <= 1.0
+
+
+def test_a_converted_run_starts_a_new_run_with_init_from(tmp_path):
+    """`i2i run --init-from` trains on from the official weights (a learning rate of 1e-12
+    leaves them where they were after one step)."""
+    from tests.test_engine_fixtures import TinyPlugin, write_ab_data
+
+    cli = build_cli(make_plugin_manager(load_entrypoints=False, plugins=(TinyPlugin(),)))
+    g = randomize(define_G(3, 3, NGF, "resnet_6blocks", "batch", use_dropout=True), seed=10)
+    d = randomize(define_D(6, NGF, "basic"), seed=11)
+    folder = tmp_path / "official"
+    save_official(g, folder / "latest_net_G.pth")
+    save_official(d, folder / "latest_net_D.pth")
+    converted = tmp_path / "converted"
+    result = _convert(
+        cli, "--checkpoints-dir", folder, "--task", "demo", "--netG", "resnet_6blocks",
+        "--ngf", NGF, "--ndf", NGF, "--out", converted,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = write_ab_data(tmp_path / "data", n_train=2, n_val=1, height=32)
+    out = tmp_path / "finetuned"
+    result = CliRunner().invoke(cli, [
+        "run", "--task", "demo", "--data", str(data), "--out", str(out), "--init-from",
+        str(converted), "--gen", "resnet_6blocks", "--gen-opt", f"ngf={NGF}", "--gen-opt",
+        "dropout=true", "--disc", "patch70", "--disc-opt", f"ndf={NGF}", "--load-size", "36",
+        "--crop-size", "32", "--max-steps", "1", "--lr", "1e-12", "--device", "cpu",
+        "--precision", "fp32", "--num-workers", "0",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    trained = load_checkpoint(out)
+    assert trained.step == 1
+    for role, official in (("generator", g), ("discriminator", d)):
+        theirs = official.state_dict()
+        for key, value in trained.weights[role].items():
+            if key.endswith(".weight") and value.ndim == 4:  # conv weights: not running stats
+                torch.testing.assert_close(value, theirs[key], rtol=0, atol=1e-9)

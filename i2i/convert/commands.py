@@ -60,6 +60,14 @@ SOURCES = ("official",)
 @click.option("--ngf", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--ndf", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--direction", type=click.Choice(DIRECTIONS), default="AtoB", show_default=True)
+@click.option("--lambda-A", "lambda_a", type=float, default=10.0, show_default=True)
+@click.option("--lambda-B", "lambda_b", type=float, default=10.0, show_default=True)
+@click.option(
+    "--lambda-identity",
+    type=float,
+    help="cycle_gan: [0.5, or 0 when the task's sides differ in channels]",
+)
+@click.option("--pool-size", type=click.IntRange(min=0), default=50, show_default=True)
 @click.pass_context
 def convert_cmd(
     ctx: click.Context,
@@ -78,11 +86,17 @@ def convert_cmd(
     ngf: int,
     ndf: int,
     direction: str,
+    lambda_a: float,
+    lambda_b: float,
+    lambda_identity: float | None,
+    pool_size: int,
 ) -> None:
     """Turn a model trained elsewhere into an i2i run folder (for translate, eval, export, run).
 
     From the official code: give its checkpoints/<experiment> folder (--checkpoints-dir) or its
-    .pth files, and the flags it was trained with (official defaults apply):
+    .pth files, and the flags it was trained with (official defaults apply; --lambda-A,
+    --lambda-B, --lambda-identity and --pool-size become the cyclegan recipe's options, for
+    training on with `i2i run --init-from`):
 
         i2i convert --from official --checkpoints-dir checkpoints/facades_pix2pix
         --task facades --direction BtoA --out runs/facades-official
@@ -101,6 +115,10 @@ def convert_cmd(
         ngf=ngf,
         ndf=ndf,
         direction=direction,
+        lambda_A=lambda_a,
+        lambda_B=lambda_b,
+        lambda_identity=lambda_identity,
+        pool_size=pool_size,
     )
     try:
         ckpt = convert_official(

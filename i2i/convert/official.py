@@ -4,21 +4,21 @@ The official code (github.com/junyanz/pytorch-CycleGAN-and-pix2pix) saves one st
 network, ``<epoch>_net_<name>.pth`` in ``checkpoints/<experiment>/``: ``G`` and ``D`` for
 ``--model pix2pix``; ``G_A``, ``G_B``, ``D_A``, ``D_B`` for ``--model cycle_gan``. The files do
 not say how the networks were built, so :class:`OfficialOptions` takes the flags that trained
-them, with the official defaults. Each file is read with ``torch.load(weights_only=True)``,
-checked key by key against the i2i network those flags name, and written as a role of an i2i
-checkpoint (format 2) in a new run folder, which ``i2i translate``, ``i2i eval``, ``i2i export``
-and ``i2i run --init-from`` take like a trained run.
+them, with the official defaults. They become a run config (recipe ``pix2pix`` or
+``cyclegan``), whose recipe builds its roles as ``i2i run`` would; each file is read with
+``torch.load(weights_only=True)``, checked key by key against its role's network and written
+as that role of a checkpoint in a new run folder, which ``i2i translate``, ``i2i eval``,
+``i2i export`` and ``i2i run --init-from`` take like a trained run.
 
 Roles: pix2pix -> ``generator`` (G) and ``discriminator`` (D). CycleGAN -> ``G`` = G_A, which
 maps the trained ``--direction``'s source to its target (the official ``set_input`` swaps A and
 B for ``BtoA``, so G_A always translates in the given direction), ``F`` = G_B (the other way),
 ``D_Y`` = D_A (judges G's outputs), ``D_X`` = D_B. Discriminator files are optional.
 
->>> OfficialOptions(model="cycle_gan").resolved()
-OfficialOptions(model='cycle_gan', netG='resnet_9blocks', netD='basic', n_layers_D=3, \
-norm='instance', no_dropout=True, ngf=64, ndf=64, direction='AtoB')
->>> role_plan("cycle_gan", "BtoA")["G"], translators_for("cycle_gan", "BtoA")
-('G_A', {'BtoA': 'G', 'AtoB': 'F'})
+>>> OfficialOptions(model="cycle_gan").resolved().netG
+'resnet_9blocks'
+>>> ROLE_PLAN["cycle_gan"]
+{'G': 'G_A', 'F': 'G_B', 'D_Y': 'D_A', 'D_X': 'D_B'}
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from i2i.catalog import Catalog
-from i2i.config import ConfigError, field_names, resolve_config
-from i2i.convert.names import FAMILIES, OfficialFileError, official_to_i2i
+from i2i.config import ConfigError, resolve_config
+from i2i.convert.names import FAMILIES, official_to_i2i
 from i2i.engine import checkpoint as ckpt_io
-from i2i.engine.build import discriminator_options, generator_options
+from i2i.engine.distributed import DistInfo
 from i2i.engine.runner import RUN_CONFIG_FILE
+from i2i.recipe import RecipeSetup
 from i2i.task import DIRECTIONS
 
 MODELS = ("pix2pix", "cycle_gan")
@@ -58,6 +59,13 @@ _MODEL_DEFAULTS = {  # what the official model's modify_commandline_options set
 }
 _NETS = {"pix2pix": ("G", "D"), "cycle_gan": ("G_A", "G_B", "D_A", "D_B")}
 _RECIPES = {"pix2pix": "pix2pix", "cycle_gan": "cyclegan"}
+#: i2i role of the recipe -> the official network it comes from. The official cycle_gan swaps
+#: the A and B images for ``--direction BtoA`` (``set_input``), so G_A always maps the trained
+#: direction's source to its target, as i2i's ``G`` does, and D_A judges G_A's outputs.
+ROLE_PLAN = {
+    "pix2pix": {"generator": "G", "discriminator": "D"},
+    "cycle_gan": {"G": "G_A", "F": "G_B", "D_Y": "D_A", "D_X": "D_B"},
+}
 
 
 class ConvertError(ValueError):
@@ -71,6 +79,9 @@ class OfficialOptions:
     Defaults as in the official code: ``pix2pix`` trains ``unet_256`` with batch norm and
     dropout, ``cycle_gan`` ``resnet_9blocks`` with instance norm and no dropout; both use the
     70 x 70 PatchGAN (``--netD basic``), ``ngf = ndf = 64`` and ``--direction AtoB``.
+    ``lambda_A``, ``lambda_B``, ``lambda_identity`` and ``pool_size`` (CycleGAN's) become the
+    cyclegan recipe's options, for training on (``lambda_identity`` defaults to 0.5, or 0 when
+    the task's two sides differ in channels: the official code refuses that otherwise).
     """
 
     model: str = "pix2pix"
@@ -82,6 +93,10 @@ class OfficialOptions:
     ngf: int = 64
     ndf: int = 64
     direction: str = "AtoB"
+    lambda_A: float = 10.0
+    lambda_B: float = 10.0
+    lambda_identity: float | None = None
+    pool_size: int = 50
 
     def resolved(self) -> OfficialOptions:
         """These options with the model's defaults filled in, every value checked."""
@@ -109,31 +124,6 @@ class OfficialOptions:
         if self.netD == "pixel":
             return "pixel"
         return N_LAYERS_PRESETS[3 if self.netD == "basic" else self.n_layers_D]
-
-
-def role_plan(model: str, direction: str) -> dict[str, str]:
-    """i2i role -> official network name, for ``--model`` ``model`` (any ``direction``).
-
-    >>> role_plan("pix2pix", "AtoB")
-    {'generator': 'G', 'discriminator': 'D'}
-    """
-    _choice("--direction", direction, DIRECTIONS)
-    if model == "pix2pix":
-        return {"generator": "G", "discriminator": "D"}
-    _choice("--model", model, MODELS)
-    return {"G": "G_A", "F": "G_B", "D_Y": "D_A", "D_X": "D_B"}
-
-
-def translators_for(model: str, direction: str) -> dict[str, str]:
-    """Which role translates in which data direction.
-
-    >>> translators_for("pix2pix", "BtoA")
-    {'BtoA': 'generator'}
-    """
-    if model == "pix2pix":
-        return {direction: "generator"}
-    other = "BtoA" if direction == "AtoB" else "AtoB"
-    return {direction: "G", other: "F"}
 
 
 def official_files(
@@ -211,18 +201,31 @@ def convert_official(
         raise ConvertError(f"--out {out} already exists and is not an empty folder; pick another")
     files = official_files(source, model=opts.model, epoch=epoch)
     try:
-        cfg = resolve_config(catalog, task, **_run_flags(opts))
+        task_obj = catalog.tasks.get(catalog.tasks.get(task).name).obj
+        cfg = resolve_config(catalog, task, **_run_flags(opts, task_obj))
+        setup = RecipeSetup(
+            config=cfg,
+            options=dict(cfg.recipe_options),
+            task=task_obj,
+            catalog=catalog,
+            dist=DistInfo(),  # one process on the CPU
+        )
+        step = catalog.recipes.get(cfg.recipe).obj.build(setup)  # what `i2i run` would train
     except (ConfigError, LookupError) as exc:
         raise ConvertError(str(exc)) from exc
-    task_obj = catalog.tasks.get(cfg.task).obj
-    roles = _role_specs(catalog, cfg.to_dict(), opts, task_obj.in_channels, task_obj.out_channels)
-    plan = role_plan(opts.model, cfg.direction)
-    weights: dict[str, dict[str, Tensor]] = {}
-    for role, net in plan.items():
-        if net not in files:
-            roles.pop(role)
-            continue
-        weights[role] = _convert_file(files[net], roles[role], catalog, opts)
+    plan = ROLE_PLAN[opts.model]
+    modules = step.modules()
+    unplanned = sorted(set(modules) - set(plan))
+    if unplanned:
+        raise ConvertError(
+            f"recipe {cfg.recipe!r} has role(s) {', '.join(unplanned)} that the official "
+            f"--model {opts.model} has no network for"
+        )
+    weights = {
+        role: _convert_file(files[plan[role]], module, step.specs[role], opts)
+        for role, module in modules.items()
+        if plan[role] in files
+    }
 
     out.mkdir(parents=True, exist_ok=True)
     ckpt_io.write_json_atomic(out / RUN_CONFIG_FILE, cfg.to_dict())
@@ -233,35 +236,34 @@ def convert_official(
         "files": {
             role: {
                 "net": plan[role],
-                "path": str(files[plan[role]]),
+                "path": str(files[plan[role]].absolute()),
                 "sha256": _sha256(files[plan[role]]),
             }
             for role in weights
         },
     }
     ckpt_io.write_json_atomic(out / CONVERSION_FILE, record)
-    extra = {
+    translator = modules[step.translators[cfg.direction]]
+    extra = {  # as the runner records them
+        "recipe": cfg.recipe,
+        "roles": {role: step.specs[role] for role in weights},
+        "translators": step.translators,
         "in_channels": task_obj.in_channels,
         "out_channels": task_obj.out_channels,
-        "size_multiple": catalog.generators.get(cfg.generator).meta.get("size_multiple", 1),
+        "size_multiple": int(getattr(translator, "size_multiple", 1)),
     }
-    return _save(
-        out,
-        cfg.to_dict(),
-        roles,
-        weights,
-        recipe=_RECIPES[opts.model],
-        translators=translators_for(opts.model, cfg.direction),
-        extra=extra,
+    return ckpt_io.save_checkpoint(
+        out, step=0, epoch=0, config=cfg.to_dict(), weights=weights, extra=extra, keep=True
     )
 
 
-def _run_flags(opts: OfficialOptions) -> dict[str, Any]:
+def _run_flags(opts: OfficialOptions, task: Any) -> dict[str, Any]:
     """The :func:`~i2i.config.resolve_config` flags the official options amount to."""
     generator_kwargs: dict[str, Any] = {"ngf": opts.ngf, "dropout": not opts.no_dropout}
     if opts.netG.startswith("unet") and not opts.no_dropout:
         generator_kwargs["dropout_layout"] = "official"  # dropout in the official blocks
     flags: dict[str, Any] = {
+        "recipe": _RECIPES[opts.model],
         "generator": opts.netG,
         "generator_kwargs": generator_kwargs,
         "discriminator": opts.discriminator,
@@ -269,74 +271,37 @@ def _run_flags(opts: OfficialOptions) -> dict[str, Any]:
         "norm": opts.norm,
         "direction": opts.direction,
     }
-    if "recipe" in field_names():
-        flags["recipe"] = _RECIPES[opts.model]
+    if opts.model == "cycle_gan":
+        identity = opts.lambda_identity
+        if identity is None:
+            identity = 0.5 if task.in_channels == task.out_channels else 0.0
+        flags["recipe_options"] = {
+            "lambda_x": float(opts.lambda_A),  # real_A is the direction's source: X
+            "lambda_y": float(opts.lambda_B),
+            "lambda_identity": float(identity),
+            "pool_size": int(opts.pool_size),
+        }
     return flags
 
 
-def _role_specs(
-    catalog: Catalog, config: dict[str, Any], opts: OfficialOptions, c_in: int, c_out: int
-) -> dict[str, dict[str, Any]]:
-    """Every role's spec (kind, registry name, options, channels), as format 2 stores them."""
-    gen = catalog.generators.get(config["generator"])
-    disc = catalog.discriminators.get(config["discriminator"])
-    g_opts = generator_options(config, gen.obj)
-    d_opts = discriminator_options(config, disc.obj)
-
-    def g(i: int, o: int) -> dict[str, Any]:
-        return ckpt_io.role_spec("generator", gen.name, g_opts, i, o)
-
-    def d(i: int) -> dict[str, Any]:
-        return ckpt_io.role_spec("discriminator", disc.name, d_opts, i)
-
-    if opts.model == "pix2pix":
-        return {"generator": g(c_in, c_out), "discriminator": d(c_in + c_out)}
-    return {"G": g(c_in, c_out), "F": g(c_out, c_in), "D_Y": d(c_out), "D_X": d(c_in)}
-
-
 def _convert_file(
-    path: Path, spec: dict[str, Any], catalog: Catalog, opts: OfficialOptions
+    path: Path, model: nn.Module, spec: dict[str, Any], opts: OfficialOptions
 ) -> dict[str, Tensor]:
-    """The i2i state dict of the role ``spec`` from official file ``path``, checked."""
+    """The state dict of role network ``model`` (built from ``spec``) from official ``path``."""
     kind, name = spec["kind"], spec["name"]
-    registry = catalog.generators if kind == "generator" else catalog.discriminators
-    channels = {"in_channels": spec["in_channels"]}
     if kind == "generator":
-        channels["out_channels"] = spec["out_channels"]
-    model = registry.get(name).build(**channels, **spec["options"])
-    arrow = (
-        f"{spec['in_channels']} -> {spec['out_channels']}"
-        if kind == "generator"
-        else (str(spec["in_channels"]))
-    )
-    official = opts.netG if kind == "generator" else opts.netD
-    width = f"ngf {opts.ngf}" if kind == "generator" else f"ndf {opts.ndf}"
-    network = (
-        f"official {official} {kind} (i2i {name}; norm {opts.norm}, {width}, {arrow} channels)"
-    )
+        official, width = opts.netG, f"ngf {opts.ngf}"
+        channels = f"{spec['in_channels']} -> {spec['out_channels']} channels"
+    else:
+        official, width = opts.netD, f"ndf {opts.ndf}"
+        channels = f"{spec['in_channels']} input channels"
+    network = f"official {official} {kind} (i2i {name}; norm {opts.norm}, {width}, {channels})"
     try:
         state = ckpt_io.safe_torch_load(path, what="official weights")
     except ckpt_io.CheckpointError as exc:
         raise ConvertError(str(exc)) from None
     return official_to_i2i(
         state, model, family=FAMILIES[name], norm=opts.norm, source=str(path), network=network
-    )
-
-
-def _save(
-    out: Path,
-    config: dict[str, Any],
-    roles: dict[str, dict[str, Any]],
-    weights: dict[str, dict[str, Tensor]],
-    *,
-    recipe: str,
-    translators: dict[str, str],
-    extra: dict[str, Any],
-) -> Path:
-    """Write the checkpoint: one role per converted network, with recipe and translators."""
-    record = {**config, "recipe": recipe, "roles": roles, "translators": translators}
-    return ckpt_io.save_checkpoint(
-        out, step=0, epoch=0, config=record, weights=weights, extra=extra, keep=True
     )
 
 
@@ -356,7 +321,8 @@ def _choice(flag: str, value: Any, choices: Sequence[str]) -> None:
 __all__ = [
     "CONVERSION_FILE",
     "ConvertError",
-    "OfficialFileError",
     "OfficialOptions",
+    "ROLE_PLAN",
     "convert_official",
+    "official_files",
 ]
