@@ -341,6 +341,7 @@ def test_converted_pix2pix_translates_with_the_cli(cli, tmp_path):
         out,
     )
     assert result.exit_code == 0, result.output
+    assert f"discriminator  <- {folder / 'latest_net_D.pth'}" in result.output
     image = tmp_path / "labels.png"
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(image)

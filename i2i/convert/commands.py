@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -101,7 +102,7 @@ def convert_cmd(
         i2i convert --from official --checkpoints-dir checkpoints/facades_pix2pix
         --task facades --direction BtoA --out runs/facades-official
     """
-    from i2i.convert import ConvertError, OfficialFileError, convert_official
+    from i2i.convert import CONVERSION_FILE, ConvertError, OfficialFileError, convert_official
 
     if (checkpoints_dir is None) == (not files):
         raise click.UsageError("Give either --checkpoints-dir DIR or the .pth FILES")
@@ -131,6 +132,9 @@ def convert_cmd(
         )
     except (ConvertError, OfficialFileError) as exc:
         raise click.ClickException(str(exc)) from exc
+    record = json.loads((out / CONVERSION_FILE).read_text())
+    for role, source in record["files"].items():
+        click.echo(f"{role:<14} <- {source['path']}")
     click.echo(f"wrote {ckpt}")
 
 
