@@ -150,14 +150,16 @@ def test_the_translator_of_a_converted_run_matches_the_official_generator(cat, t
     assert same_outputs(g, translator.generator, torch.rand(1, 3, 256, 256) * 2 - 1) < 1e-5
 
 
-def test_paper_mode_draws_the_official_dropout(cat, tmp_path):
+@pytest.mark.parametrize("net_g, size", [("unet_256", 256), ("unet_128", 128)])
+def test_paper_mode_draws_the_official_dropout(cat, tmp_path, net_g, size):
     """With dropout on and batch statistics (the official test.py default), the same seed gives
     the official network's output: dropout sits in the same blocks."""
-    g = randomize(define_G(3, 3, NGF, "unet_256", "batch", use_dropout=True), seed=4)
+    g = randomize(define_G(3, 3, NGF, net_g, "batch", use_dropout=True), seed=4)
     path = save_official(g, tmp_path / "latest_net_G.pth")
-    convert_official([path], tmp_path / "run", task="facades", options=OfficialOptions(ngf=NGF))
+    opts = OfficialOptions(netG=net_g, ngf=NGF)
+    convert_official([path], tmp_path / "run", task="facades", options=opts, catalog=cat)
     mine = build_translator(load_checkpoint(tmp_path / "run"), cat)
-    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    x = torch.rand(2, 3, size, size) * 2 - 1
     g.train(), mine.train()
     with torch.no_grad():
         torch.manual_seed(5)
@@ -290,6 +292,22 @@ def test_a_non_empty_out_is_refused(cli, tmp_path):
     result = _convert(cli, path, "--task", "facades", "--ngf", NGF, "--out", out)
     assert result.exit_code == 1 and "not an empty folder" in result.output
     assert (out / "notes.txt").read_text() == "keep me" and len(list(out.iterdir())) == 1
+
+
+def test_a_failed_write_leaves_no_half_run(cat, tmp_path, monkeypatch):
+    import errno
+
+    from i2i.engine import checkpoint as ckpt_io
+
+    def full_disk(*args, **kwargs):
+        raise ckpt_io.CheckpointSaveError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", full_disk)
+    path = save_official(define_G(3, 3, NGF, "unet_256", "batch"), tmp_path / "latest_net_G.pth")
+    out = tmp_path / "run"
+    with pytest.raises(ConvertError, match="Cannot write the converted run into .*No space left"):
+        convert_official([path], out, task="facades", options=OfficialOptions(ngf=NGF), catalog=cat)
+    assert not out.exists()
 
 
 def test_missing_generators_and_odd_names_are_refused(cli, tmp_path):

@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,8 +228,6 @@ def convert_official(
         if plan[role] in files
     }
 
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_io.write_json_atomic(out / RUN_CONFIG_FILE, cfg.to_dict())
     record = {
         "from": "official pytorch-CycleGAN-and-pix2pix",
         "options": dataclasses.asdict(opts),
@@ -242,7 +241,6 @@ def convert_official(
             for role in weights
         },
     }
-    ckpt_io.write_json_atomic(out / CONVERSION_FILE, record)
     translator = modules[step.translators[cfg.direction]]
     extra = {  # as the runner records them
         "recipe": cfg.recipe,
@@ -252,9 +250,21 @@ def convert_official(
         "out_channels": task_obj.out_channels,
         "size_multiple": int(getattr(translator, "size_multiple", 1)),
     }
-    return ckpt_io.save_checkpoint(
-        out, step=0, epoch=0, config=cfg.to_dict(), weights=weights, extra=extra, keep=True
-    )
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        ckpt_io.write_json_atomic(out / RUN_CONFIG_FILE, cfg.to_dict())
+        ckpt_io.write_json_atomic(out / CONVERSION_FILE, record)
+        return ckpt_io.save_checkpoint(
+            out, step=0, epoch=0, config=cfg.to_dict(), weights=weights, extra=extra, keep=True
+        )
+    except OSError as exc:  # a full disk, say: leave --out as it was (new or empty)
+        shutil.rmtree(out / ckpt_io.CHECKPOINTS_DIR, ignore_errors=True)
+        for name in (RUN_CONFIG_FILE, CONVERSION_FILE):
+            (out / name).unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise ConvertError(f"Cannot write the converted run into {out}: {exc}") from exc
 
 
 def _run_flags(opts: OfficialOptions, task: Any) -> dict[str, Any]:
