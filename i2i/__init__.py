@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("i2i")
 
 from i2i.catalog import Catalog  # noqa: E402
-from i2i.config import ConfigError, RunConfig, adversarial_terms  # noqa: E402
+from i2i.config import ConfigError, adversarial_terms  # noqa: E402
 from i2i.recipe import (  # noqa: E402
     Recipe,
     RecipeOption,
@@ -106,7 +106,6 @@ __all__ = [
     "ConfigError",
     "NonFiniteLossError",
     "Objective",
-    "RunConfig",
     "adversarial_terms",
     "autocast",
     "check_finite",

@@ -101,3 +101,21 @@ def test_hook_i2i_register_commands():
     pm = make_plugin_manager(load_entrypoints=False, plugins=(P(),))
     result = CliRunner().invoke(build_cli(pm), ["greet", "ada"])
     assert result.output == "hi ada\n"
+
+
+def test_hook_i2i_register_recipes():
+    from i2i import Recipe, RecipeOption
+
+    class Slow(Recipe):
+        summary = "a recipe with one option"
+        options = {"patience": RecipeOption(3, "Steps to wait", minimum=0)}
+
+    class P:
+        @hookimpl
+        def i2i_register_recipes(self, register):
+            register("slow", Slow(), aliases=("patient",))
+
+    entry = catalog_with(P()).recipes.get("patient")
+    assert (entry.name, entry.summary) == ("slow", "a recipe with one option")
+    assert entry.options() == {"patience": 3}
+    assert entry.obj.resolve_options({"patience": 5}) == {"patience": 5}

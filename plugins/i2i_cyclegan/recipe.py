@@ -31,7 +31,7 @@ error in [0, 1] images) on whatever validation data there is, and the task's pix
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,6 @@ from i2i import (
     RecipeOption,
     RecipeSetup,
     RecipeStep,
-    RunConfig,
     Task,
     ValidationContext,
     Wrapping,
@@ -60,6 +59,9 @@ from i2i import (
     to_image_range,
 )
 from i2i_cyclegan.pool import ImagePool
+
+if TYPE_CHECKING:
+    from i2i.config import RunConfig
 
 X_TO_Y, Y_TO_X = "G", "F"
 JUDGE_X, JUDGE_Y = "D_X", "D_Y"
