@@ -25,6 +25,12 @@ from i2i.data.io import (
     write_image,
 )
 from i2i.data.transforms import JointTransform, PreprocessConfig, item_generator
+from i2i.data.unpaired import (
+    UnpairedAlignedDataset,
+    UnpairedDataset,
+    UnpairedFolderDataset,
+    build_unpaired_dataset,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -37,7 +43,11 @@ __all__ = [
     "PairedFolderDataset",
     "PreprocessConfig",
     "SingleFolderDataset",
+    "UnpairedAlignedDataset",
+    "UnpairedDataset",
+    "UnpairedFolderDataset",
     "build_dataset",
+    "build_unpaired_dataset",
     "builtin_data_root",
     "item_generator",
     "list_images",
