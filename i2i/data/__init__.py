@@ -6,7 +6,7 @@
 torch.Size([3, 8, 8])
 """
 
-from i2i.data.builtin import builtin_data_root
+from i2i.data.builtin import builtin_data_root, cached_folder
 from i2i.data.datasets import (
     AlignedDataset,
     ImageDataset,
@@ -49,6 +49,7 @@ __all__ = [
     "build_dataset",
     "build_unpaired_dataset",
     "builtin_data_root",
+    "cached_folder",
     "item_generator",
     "list_images",
     "pair_files",
