@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,8 @@ def test_dataloader_batches(tmp_path):
     batch = next(iter(DataLoader(ds, batch_size=4)))
     assert batch["input"].shape == (4, 3, 32, 32) and batch["target"].shape == (4, 3, 32, 32)
     assert len(batch["target_path"]) == 4 and batch["index"].tolist() == [0, 1, 2, 0]
+    copy = pickle.loads(pickle.dumps(ds))  # as DataLoader workers receive it
+    assert copy[3]["target_path"] == ds[3]["target_path"]
 
 
 # ---- unpaired=True over paired data: independence and determinism --------------------------
