@@ -108,3 +108,17 @@ def test_the_task_reads_its_default_data(made, catalog, monkeypatch):
     assert len(val) == 12
     btoa = build_dataset(task, direction="BtoA", preprocess=PreprocessConfig(143, 128))
     assert "_right_" in btoa[0]["path"]
+
+
+def test_defaults_resolve_to_a_cyclegan_run(catalog):
+    from i2i.config import resolve_config
+
+    cfg = resolve_config(catalog, "photo2cartoon")
+    assert (cfg.recipe, cfg.generator, cfg.norm, cfg.crop_size, cfg.load_size) == (
+        "cyclegan",
+        "resnet_6blocks",
+        "instance",
+        128,
+        143,
+    )
+    assert cfg.objective == {"lsgan": 1.0}
