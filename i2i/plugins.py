@@ -41,6 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i_day2night",
     "i2i_thermal2color",
     "i2i_cyclegan",
+    "i2i_photo2cartoon",
     "i2i.engine.commands",
     "i2i.report",
 )

@@ -227,6 +227,8 @@ _LAYOUT_TEXT = {
     "folders": "paired `A/` and `B/` folders with matching file names, per split.",
     "single": "one folder of photos per split (`train/`, `val/`); the task derives each input "
     "from its photo.",
+    "unpaired": "two domains with no pairs: `trainA/` and `trainB/` (and `valA/`, `valB/`), any "
+    "number of images in each; the input and the target of an item are drawn independently.",
 }
 
 
@@ -285,7 +287,7 @@ def task_page(name: str, task: Any, result: dict | None) -> str:
         if name in PIX2PIX_DATASETS
         else []
     )
-    data_flag = "" if task.layout == "single" else f" --data {data}"
+    data_flag = "" if task.default_data is not None else f" --data {data}"
     parts = [
         f"# {name}",
         "",
@@ -302,8 +304,14 @@ def task_page(name: str, task: Any, result: dict | None) -> str:
         f"channel{'s' if task.in_channels > 1 else ''} to {task.out_channels}.",
         "",
     ]
-    if task.layout == "single":
+    if task.layout == "single" and task.default_data is not None:
         parts += ["With no `--data`, the task trains on the built-in photos.", ""]
+    elif task.default_data is not None:
+        parts += [
+            "With no `--data`, the task trains on its own built-in data, made offline from the "
+            "built-in photos.",
+            "",
+        ]
     parts += [
         "## Commands",
         "",
@@ -325,7 +333,9 @@ def task_page(name: str, task: Any, result: dict | None) -> str:
         "## Sample run",
         "",
     ]
-    if result is None:
+    if result is None and task.default_data is not None:
+        parts += ["None yet: `docs/make_samples.py` has not recorded a run of this task.", ""]
+    elif result is None:
         parts += [
             "None yet: the data of this task is not among the data this project's machines "
             "hold (`../shared/data` has facades and a 20-pair edges2shoes sample, and the "

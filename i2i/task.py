@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-LAYOUTS = ("aligned", "folders", "single")
+LAYOUTS = ("aligned", "folders", "single", "unpaired")
 """``aligned``: one file per pair, A|B side by side (the pix2pix format);
 ``folders``: ``A/`` and ``B/`` folders with matching file names;
-``single``: one folder of photos from which the task derives its input."""
+``single``: one folder of photos from which the task derives its input;
+``unpaired``: two domains with no pairs, ``trainA/`` and ``trainB/`` (the CycleGAN format)."""
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -64,9 +65,10 @@ class Task:
     """What a translation problem is: channels, data layout and the conversions around the model.
 
     - ``make_pair(images, generator) -> (x, y)``: from the data layer's images (one tensor for
-      ``single``, ``(source, target)`` already oriented by direction for paired layouts) to the
-      model's input and target, per sample ``(C, H, W)``. ``generator`` drives any randomness
-      (masks, for example) so that runs are reproducible.
+      ``single``, ``(source, target)`` already oriented by direction for the other layouts, the
+      two drawn independently for ``unpaired``) to the model's input and target, per sample
+      ``(C, H, W)``. ``generator`` drives any randomness (masks, for example) so that runs are
+      reproducible.
     - ``image_to_input(img) -> x``: what ``i2i translate`` feeds the model for a user's image.
     - ``output_to_image(x, out) -> rgb``: a model output (with its input) as an RGB [0, 1] image.
     - ``input_to_image(x) -> rgb``: the model input as an RGB [0, 1] image, for sample grids.

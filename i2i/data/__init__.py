@@ -6,7 +6,7 @@
 torch.Size([3, 8, 8])
 """
 
-from i2i.data.builtin import builtin_data_root
+from i2i.data.builtin import builtin_data_root, cached_folder
 from i2i.data.datasets import (
     AlignedDataset,
     ImageDataset,
@@ -25,6 +25,12 @@ from i2i.data.io import (
     write_image,
 )
 from i2i.data.transforms import JointTransform, PreprocessConfig, item_generator
+from i2i.data.unpaired import (
+    UnpairedAlignedDataset,
+    UnpairedDataset,
+    UnpairedFolderDataset,
+    build_unpaired_dataset,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -37,8 +43,13 @@ __all__ = [
     "PairedFolderDataset",
     "PreprocessConfig",
     "SingleFolderDataset",
+    "UnpairedAlignedDataset",
+    "UnpairedDataset",
+    "UnpairedFolderDataset",
     "build_dataset",
+    "build_unpaired_dataset",
     "builtin_data_root",
+    "cached_folder",
     "item_generator",
     "list_images",
     "pair_files",

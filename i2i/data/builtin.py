@@ -17,8 +17,10 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -93,13 +95,35 @@ def tiles(img: Image.Image) -> list[Image.Image]:
 
 def builtin_data_root() -> Path:
     """The folder with ``train/`` and ``val/`` built-in photos, made on first use (offline)."""
-    root = cache_root() / f"builtin-v{VERSION}"
+    return cached_folder(f"builtin-v{VERSION}", _materialise)
+
+
+def cached_folder(
+    name: str, make: Callable[[Path], dict[str, Any]], *, cache: Path | None = None
+) -> Path:
+    """``cache / name`` (``cache`` defaults to :func:`cache_root`), made once by ``make``.
+
+    ``make(folder)`` writes into an empty staging folder and returns a manifest whose ``"files"``
+    lists the paths it wrote (relative to ``folder``); the manifest is saved as ``MANIFEST.json``
+    and the folder moved into place in one step, so a crash never leaves a half-made folder in
+    use. A folder with a missing or empty listed file is made again; when two processes race,
+    the first complete one wins.
+
+    >>> def make(folder):
+    ...     (folder / "hello.txt").write_text("hi")
+    ...     return {"files": ["hello.txt"]}
+    >>> cache = Path(tempfile.mkdtemp())
+    >>> (cached_folder("demo-v1", make, cache=cache) / "hello.txt").read_text()
+    'hi'
+    """
+    root = (cache_root() if cache is None else Path(cache)) / name
     if _complete(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".builtin-", dir=root.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root.parent))
     try:
-        _materialise(staging)
+        manifest = make(staging)
+        (staging / "MANIFEST.json").write_text(json.dumps(manifest, indent=2))
         if root.exists() and not _complete(root):
             shutil.rmtree(root)  # a partial folder from an interrupted older write
         try:
@@ -124,7 +148,7 @@ def _complete(root: Path) -> bool:
     return all((root / f).is_file() and (root / f).stat().st_size > 0 for f in files)
 
 
-def _materialise(out: Path) -> None:
+def _materialise(out: Path) -> dict[str, Any]:
     src_dir = skimage_data_dir()
     files = []
     for source in SOURCES:
@@ -143,10 +167,9 @@ def _materialise(out: Path) -> None:
             (out / split).mkdir(parents=True, exist_ok=True)
             tile.save(out / rel, format="PNG")
             files.append(rel)
-    manifest = {
+    return {
         "version": VERSION,
         "tile": TILE,
         "sources": [source.__dict__ for source in SOURCES],
         "files": files,
     }
-    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2))

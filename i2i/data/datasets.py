@@ -1,5 +1,7 @@
 """Datasets by layout: A|B files, paired ``A/`` and ``B/`` folders, or one folder of photos.
 
+(Unpaired data, two domains drawn independently, is in :mod:`i2i.data.unpaired`.)
+
 Where the files are looked for, for a ``split`` such as ``train``:
 
 - ``aligned`` and ``single``: ``root/split/``, else ``root/`` itself when it holds images;
@@ -34,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -141,9 +144,12 @@ class ImageDataset(Dataset):
     in [-1, 1] shaped ``(task.in_channels, H, W)`` and ``(task.out_channels, H, W)``; ``path``
     and ``index`` name the record served (the next good one when a bad file was skipped);
     ``skipped`` is a JSON list of the ``(path, reason)`` skipped on the way ("" when none).
+    ``paired`` says whether an item's target belongs to its input (False for unpaired data, where
+    pixel metrics between output and target mean nothing).
     """
 
     layout = ""
+    paired = True
 
     def __init__(
         self,
@@ -212,36 +218,52 @@ class ImageDataset(Dataset):
         self.skipped.append((path, str(exc)))
         return path, str(exc)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        n = len(self.records)
+    def _check_index(self, index: int) -> int:
+        n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} items")
-        index %= n
-        new: list[tuple[str, str]] = []
+        return index % n
+
+    def _first_good(
+        self,
+        index: int,
+        new: list[tuple[str, str]],
+        among: range | None = None,
+        folder: Path | None = None,
+    ) -> tuple[int, list[Tensor]]:
+        """Record ``index`` and its images or, with ``on_bad_image="skip"``, the next good one.
+
+        The search wraps around within the record indices ``among`` (all records by default);
+        skips are recorded in ``skipped`` and appended to ``new``. ``folder`` names where the
+        records come from when every one of them fails.
+        """
+        among = range(len(self.records)) if among is None else among
+        n = len(among)
         for offset in range(n):
-            i = (index + offset) % n
+            i = among[(index - among.start + offset) % n]
             if i in self._bad:
                 continue
             try:
-                images = self._checked_load(i)
+                return i, self._checked_load(i)
             except DataError as exc:
                 if self.on_bad_image == "error":
                     raise
                 new.append(self._skip(i, exc))
-                continue
-            item = self._make_item(i, images)
-            item["skipped"] = json.dumps(new) if new else ""
-            return item
         raise DatasetError(
-            f"Every file in {self.folder} failed to load ({len(self.skipped)} skipped); "
-            f"first: {self.skipped[0][1] if self.skipped else 'none'}"
+            f"Every file in {folder or self.folder} failed to load ({len(self.skipped)} "
+            f"skipped); first: {self.skipped[0][1] if self.skipped else 'none'}"
         )
 
-    def _make_item(self, index: int, images: list[Tensor]) -> dict[str, Any]:
-        gen = item_generator(self.seed, self.epoch, index)
-        images = self.transform(images, gen)
-        sample = images[0] if len(images) == 1 else tuple(images)
-        x, y = self.task.make_pair(sample, gen)
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        new: list[tuple[str, str]] = []
+        i, images = self._first_good(self._check_index(index), new)
+        item = self._make_item(i, images)
+        item["skipped"] = json.dumps(new) if new else ""
+        return item
+
+    def _model_pair(self, sample: Any, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The task's ``make_pair`` of ``sample``, its shapes checked against the task's."""
+        x, y = self.task.make_pair(sample, generator)
         for name, t, ch in (
             ("input", x, self.task.in_channels),
             ("target", y, self.task.out_channels),
@@ -251,6 +273,13 @@ class ImageDataset(Dataset):
                     f"task {self.task.summary!r} make_pair returned {name} of shape "
                     f"{tuple(t.shape)}; expected ({ch}, H, W)"
                 )
+        return x, y
+
+    def _make_item(self, index: int, images: list[Tensor]) -> dict[str, Any]:
+        gen = item_generator(self.seed, self.epoch, index)
+        images = self.transform(images, gen)
+        sample = images[0] if len(images) == 1 else tuple(images)
+        x, y = self._model_pair(sample, gen)
         return {"input": x, "target": y, "path": str(self.records[index][0]), "index": index}
 
     def validate(self) -> list[tuple[str, str]]:
@@ -348,10 +377,14 @@ def build_dataset(
     train: bool = True,
     seed: int = 0,
     on_bad_image: str = "error",
+    unpaired: bool = False,
 ) -> ImageDataset:
     """The dataset for ``task`` under ``root`` (the task's default data when ``root`` is None).
 
     ``direction`` defaults to the task's; ``train=False`` makes the transform deterministic.
+    ``unpaired=True`` reads a paired task's data as two independent domains (the halves of
+    A|B files, or the ``A/`` and ``B/`` folders, drawn apart); a task of layout ``unpaired``
+    always reads its data so. See :mod:`i2i.data.unpaired`.
     """
     if root is None:
         default: Callable[[], Path] | None = getattr(task, "default_data", None)
@@ -371,10 +404,19 @@ def build_dataset(
         on_bad_image=on_bad_image,
     )
     if task.layout == "single":
+        if unpaired:
+            raise ValueError(
+                f"Task {task.summary!r} derives its input from each photo (layout 'single'); "
+                "it has no two domains to read unpaired"
+            )
         folder = resolve_split_dir(root, split)
         return SingleFolderDataset(
             task, [(p,) for p in list_images(folder)], folder=folder, **common
         )
+    if unpaired or task.layout == "unpaired":
+        from i2i.data.unpaired import build_unpaired_dataset
+
+        return build_unpaired_dataset(task, root, **common)
     dirs = find_pair_dirs(root, split)
     if dirs is not None:
         pairs, problems = pair_files(*dirs, strict=on_bad_image == "error")

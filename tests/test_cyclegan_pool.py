@@ -1,0 +1,104 @@
+"""The CycleGAN image pool: filling, swap statistics, size 0, state round trip."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import pytest
+import torch
+from i2i_cyclegan.pool import ImagePool
+
+
+def labelled(*labels: float) -> torch.Tensor:
+    """A batch of images each filled with its label."""
+    return torch.tensor(labels, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, 4, 4).clone()
+
+
+def labels(batch: torch.Tensor) -> list[float]:
+    return [float(img.mean()) for img in batch]
+
+
+def test_filling_returns_and_stores_the_new_images():
+    pool = ImagePool(4, seed=0)
+    out = pool.query(labelled(1, 2, 3))
+    assert labels(out) == [1, 2, 3] and len(pool) == 3
+    out = pool.query(labelled(4, 5, 6, 7, 8))  # 4 fills the pool, then 5..8 may swap
+    assert labels(out)[0] == 4 and len(pool) == 4
+    held = labels(torch.stack(pool.images))
+    # nothing is lost or duplicated: what came back plus what is held is what went in
+    assert sorted(labels(out)[1:] + held) == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_swap_statistics_with_a_fixed_seed():
+    pool = ImagePool(10, generator=torch.Generator().manual_seed(1))
+    pool.query(labelled(*range(10)))  # full with labels 0..9
+    given, returned_old = 0, 0
+    inside = Counter(range(10))  # images in the pool, by label
+    for step in range(200):
+        new = labelled(*(100 + 10 * step + k for k in range(10)))
+        out = pool.query(new)
+        assert out.shape == new.shape
+        for sent, got in zip(labels(new), labels(out), strict=True):
+            given += 1
+            inside[sent] += 1  # it enters the pool, or comes straight back
+            assert inside[got] == 1  # what comes back went in before and comes back once
+            inside[got] -= 1
+            returned_old += got != sent
+        assert len(pool) == 10
+    assert 0.45 < returned_old / given < 0.55  # each image swapped with probability 1/2
+    held = labels(torch.stack(pool.images))
+    assert sorted(held) == sorted(k for k, n in inside.items() if n)  # the rest is in the pool
+
+
+def test_same_seed_same_draws_other_seed_others():
+    batches = [labelled(*range(10 * i, 10 * i + 10)) for i in range(5)]
+
+    def run(seed):
+        pool = ImagePool(5, seed=seed)
+        return [labels(pool.query(b)) for b in batches]
+
+    assert run(0) == run(0) and run(0) != run(1)
+
+
+def test_size_zero_passes_through():
+    pool = ImagePool(0)
+    fake = torch.rand(3, 3, 4, 4, requires_grad=True) * 2
+    out = pool.query(fake)
+    assert torch.equal(out, fake) and not out.requires_grad and len(pool) == 0
+    assert pool.state_dict()["count"] == 0
+
+
+def test_stored_and_returned_images_are_detached():
+    pool = ImagePool(2, seed=0)
+    fake = torch.rand(4, 3, 4, 4, requires_grad=True) * 2
+    out = pool.query(fake)
+    assert not out.requires_grad and not any(t.requires_grad for t in pool.images)
+
+
+def test_state_round_trip_through_weights_only_load():
+    pool = ImagePool(6, generator=torch.Generator().manual_seed(3))
+    for i in range(4):
+        pool.query(torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(i)))
+    buffer = io.BytesIO()
+    torch.save(pool.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert state["count"] == 6 and len(state["images"]) == 6
+
+    resumed = ImagePool(6, seed=99)
+    resumed.load_state_dict(state)
+    for i in range(3):  # the resumed pool returns what the original one returns
+        batch = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(10 + i))
+        assert torch.equal(resumed.query(batch), pool.query(batch))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.images, pool.images, strict=True))
+
+
+def test_bad_sizes_and_states_are_refused():
+    with pytest.raises(ValueError, match="integer >= 0"):
+        ImagePool(-1)
+    small = ImagePool(2)
+    with pytest.raises(ValueError, match="more than this pool's size 2"):
+        small.load_state_dict({"images": [torch.zeros(3, 4, 4)] * 3, "count": 3})
+    with pytest.raises(ValueError, match="'count' is 2"):
+        small.load_state_dict({"images": [torch.zeros(3, 4, 4)], "count": 2})
