@@ -181,7 +181,9 @@ def export_checkpoint(
         raise ExportError(f"export format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     translator = load(checkpoint, catalog=catalog, mode="eval", device="cpu", direction=direction)
     m = translator.size_multiple
-    size = m if size is None else size
+    # the smallest multiple of m of at least 64 px: a 4 px input would leave ResNet's
+    # instance norms a single pixel to normalise
+    size = m * -(-64 // m) if size is None else size
     if size % m:
         raise ExportError(
             f"--size must be a multiple of the generator's size multiple {m}, got {size}"

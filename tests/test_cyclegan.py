@@ -153,3 +153,27 @@ def test_cyclegan_on_facades_without_pairs_end_to_end(data_root, tmp_path):
     from i2i.export import read_metadata
 
     assert read_metadata(tmp_path / "AtoB.pt")["direction"] == "AtoB"
+
+
+def test_unpaired_layout_trains_and_eval_refuses_to_score_it(tmp_path):
+    """Data in the CycleGAN layout (trainA/ trainB/ valA/ valB/) trains; `i2i eval` on its
+    unpaired val data refuses, since every metric compares an output with its own target."""
+    gen = torch.Generator().manual_seed(0)
+    for folder in ("trainA", "trainB", "valA", "valB"):
+        for i in range(2):
+            write_image(torch.rand(3, 40, 40, generator=gen), tmp_path / "d" / folder / f"{i}.png")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        _cli(),
+        ["run", "--task", "photo2cartoon", "--data", str(tmp_path / "d"), "--out", str(run),
+         "--max-steps", "1", "--crop-size", "32", "--gen-opt", "ngf=4", "--disc-opt", "ndf=4",
+         "--device", "cpu", "--precision", "fp32", "--num-workers", "0", "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["kind"] == "val"][-1]
+    assert "val/cycle_x" in val and "val/l1" not in val  # nothing paired to compare with
+    result = CliRunner().invoke(
+        _cli(), ["eval", "-c", str(run), "--data", str(tmp_path / "d"), "--no-progress"]
+    )
+    assert result.exit_code == 1 and "is unpaired" in result.output

@@ -176,6 +176,13 @@ def eval_cmd(
                 preprocess=preprocess,
                 train=False,
             )
+            if not getattr(dataset, "paired", True):
+                raise click.ClickException(
+                    f"The {split} data of {data or 'the task'} is unpaired: every metric here "
+                    "compares an output with its own target. Evaluate on paired data (e.g. A|B "
+                    "files), or translate with `i2i translate` and score folders with --pred "
+                    "and --target."
+                )
             task_metrics = translator.task.metrics
             batches = checkpoint_batches(translator, dataset, batch_size=batch_size, limit=limit)
             total = len(dataset) if limit is None else min(limit, len(dataset))

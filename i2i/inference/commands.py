@@ -171,7 +171,7 @@ def translate_cmd(
     "--size",
     default=None,
     type=click.IntRange(min=1),
-    help="Side of the example input used for tracing. Default: the size multiple.",
+    help="Side of the example input used for tracing. Default: the smallest multiple of the size multiple of at least 64.",
 )
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
