@@ -29,6 +29,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i.metrics",
     "i2i.recipes",
     "i2i.inference.commands",
+    "i2i.demo.commands",
     "i2i.eval.commands",
     "i2i.data.commands",
     "i2i.convert.commands",

@@ -277,6 +277,40 @@ def results_block(result: dict, figures: str) -> str:
     )
 
 
+_CANVAS_TEXT = {
+    "color": "a colour brush",
+    "gray": "a gray brush (any gray level)",
+    "pen": "a black pen on white, and an eraser",
+    "palette": "the task's label classes, one colour each (below)",
+    "holes": "an eraser that cuts holes (pure black) into a photo for the model to fill",
+}
+
+
+def drawing_section(name: str, task: Any) -> list[str]:
+    """A task page's lines on drawing its input in ``i2i demo``, with its palette if any.
+
+    >>> from i2i import Task
+    >>> t = Task(summary="s", in_channels=3, out_channels=3, layout="aligned",
+    ...          palette=(("sky", (70, 130, 180)),))
+    >>> drawing_section("t", t)[-2]
+    '| 0 | sky | <span style="background: rgb(70, 130, 180)">&emsp;</span> (70, 130, 180) |'
+    """
+    parts = [
+        "## Drawing an input",
+        "",
+        f"`i2i demo --checkpoint runs/{name}` serves a page that draws this task's input with "
+        f"{_CANVAS_TEXT[task.canvas]}, and shows the translation after each stroke.",
+        "",
+    ]
+    if task.palette:
+        parts += ["| class | name | colour (r, g, b) |", "| --- | --- | --- |"]
+        for index, (label, rgb) in enumerate(task.palette):
+            swatch = f'<span style="background: rgb{tuple(rgb)}">&emsp;</span>'
+            parts.append(f"| {index} | {_escape(label)} | {swatch} {tuple(rgb)} |")
+        parts.append("")
+    return parts
+
+
 def task_page(name: str, task: Any, result: dict | None) -> str:
     """A task's page: what it is, its data layout, commands, defaults and a sample run."""
     from i2i.data.fetch import PIX2PIX_DATASETS
@@ -312,6 +346,7 @@ def task_page(name: str, task: Any, result: dict | None) -> str:
             "built-in photos.",
             "",
         ]
+    parts += drawing_section(name, task)
     parts += [
         "## Commands",
         "",
@@ -319,6 +354,7 @@ def task_page(name: str, task: Any, result: dict | None) -> str:
         *fetch,
         f"i2i run --task {name}{data_flag} --out runs/{name}",
         f"i2i translate --checkpoint runs/{name} inputs/ --out translated/",
+        f"i2i demo --checkpoint runs/{name}  # draw inputs in the browser",
         f"i2i eval --checkpoint runs/{name}{data_flag} --out eval/{name}",
         f"i2i report runs/{name}",
         "```",

@@ -10,6 +10,8 @@ Images travel between the data layer and a task as float tensors in [0, 1], RGB,
 (torch.Size([3, 8, 8]), True)
 >>> t.output_to_image(x, y).shape
 torch.Size([3, 8, 8])
+>>> t.canvas, Task(summary="edges", in_channels=1, out_channels=3, layout="single", canvas="pen").canvas
+('color', 'pen')
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ LAYOUTS = ("aligned", "folders", "single", "unpaired")
 ``unpaired``: two domains with no pairs, ``trainA/`` and ``trainB/`` (the CycleGAN format)."""
 
 DIRECTIONS = ("AtoB", "BtoA")
+
+CANVASES = ("color", "gray", "pen", "palette", "holes")
+"""What a person draws a task's input with in ``i2i demo``: ``color`` a colour brush, ``gray`` a
+gray brush (colorize, thermal), ``pen`` a black pen on white (edges, sketches), ``palette`` the
+task's label classes (label maps), ``holes`` an eraser that cuts pure-black holes (inpainting)."""
 
 
 def to_model_range(img: Tensor) -> Tensor:
@@ -74,6 +81,8 @@ class Task:
     - ``input_to_image(x) -> rgb``: the model input as an RGB [0, 1] image, for sample grids.
     - ``palette``: for label-map tasks, the classes as ``(name, (r, g, b))`` with colours 0..255,
       in class-index order; what a demo draws with, what a segmentation score decodes labels by.
+    - ``canvas``: what ``i2i demo`` draws the input with, one of :data:`CANVASES`; by default
+      ``palette`` for a task with a palette, ``color`` otherwise.
 
     All conversions accept ``(C, H, W)`` and ``(B, C, H, W)``.
     """
@@ -92,8 +101,15 @@ class Task:
     default_data: Callable[[], Path] | None = None
     description: str = ""
     palette: tuple[tuple[str, tuple[int, int, int]], ...] = ()
+    canvas: str = ""
 
     def __post_init__(self) -> None:
+        if not self.canvas:  # frozen: the default is filled in once, here
+            object.__setattr__(self, "canvas", "palette" if self.palette else "color")
+        if self.canvas not in CANVASES:
+            raise ValueError(f"Task canvas must be one of {CANVASES}, got {self.canvas!r}")
+        if self.canvas == "palette" and not self.palette:
+            raise ValueError("Task canvas 'palette' needs a palette of (name, (r, g, b)) classes")
         if self.layout not in LAYOUTS:
             raise ValueError(f"Task layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.direction not in DIRECTIONS:

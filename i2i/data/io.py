@@ -35,6 +35,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -118,6 +119,10 @@ class ImageReadError(DataError):
         return (type(self), (self.path, self.reason))
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than a caller's limit (see :func:`decode_image`)."""
+
+
 class DatasetError(DataError):
     """A dataset folder that is missing, empty or inconsistent (the message names it)."""
 
@@ -138,12 +143,60 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> Tensor:
         raise ImageReadError(path, "no such file") from None
     except PermissionError:
         raise ImageReadError(path, "permission denied") from None
+    return _decode(path, path, size, keep_alpha=keep_alpha)
+
+
+def decode_image(
+    data: bytes,
+    name: str = "upload",
+    *,
+    keep_alpha: bool = False,
+    max_pixels: int | None = None,
+) -> Tensor:
+    """Decode image bytes (an upload) exactly as :func:`read_image` reads a file.
+
+    ``name`` stands for the file in messages. ``max_pixels`` refuses larger images before their
+    pixels are decoded, raising :class:`ImageTooLargeError` (``None``: only
+    ``PIL.Image.MAX_IMAGE_PIXELS`` applies).
+
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (5, 4)).save(buffer, format="PNG")
+    >>> decode_image(buffer.getvalue()).shape
+    torch.Size([3, 4, 5])
+    >>> decode_image(b"hello", "notes.txt")
+    Traceback (most recent call last):
+    ...
+    i2i.data.io.ImageReadError: Cannot read image notes.txt: not an image that PIL recognises (5 bytes; is it really a .txt file?)
+    """
+    import io
+
+    return _decode(
+        io.BytesIO(data), Path(name), len(data), keep_alpha=keep_alpha, max_pixels=max_pixels
+    )
+
+
+def _decode(
+    source: Path | BinaryIO,
+    path: Path,
+    size: int,
+    *,
+    keep_alpha: bool,
+    max_pixels: int | None = None,
+) -> Tensor:
+    """Open ``source`` (a file path or a byte stream), every failure an error naming ``path``."""
     if size == 0:
         raise ImageReadError(path, "the file is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
+                if max_pixels is not None and img.width * img.height > max_pixels:
+                    raise ImageTooLargeError(
+                        path,
+                        f"{img.width}x{img.height} is {img.width * img.height} pixels, more than "
+                        f"the {max_pixels} allowed",
+                    )
                 img.load()
                 img = _upright(img)
                 array = _to_array(img, path, keep_alpha)

@@ -75,6 +75,7 @@ def paired_task(
     metrics: tuple[str, ...] = IMAGE_METRICS,
     description: str = "",
     palette: tuple[tuple[str, tuple[int, int, int]], ...] = (),
+    canvas: str = "",
     **conversions: Callable[..., Any],
 ) -> Task:
     """A :class:`i2i.Task` for paired data (A|B files or A/ B/ folders) with the paper's defaults.
@@ -96,6 +97,7 @@ def paired_task(
         metrics=metrics,
         description=description,
         palette=palette,
+        canvas=canvas,
         **conversions,
     )
 
@@ -109,6 +111,7 @@ def photo_task(
     defaults: dict[str, Any] | None = None,
     metrics: tuple[str, ...] = IMAGE_METRICS,
     description: str = "",
+    canvas: str = "",
     **conversions: Callable[..., Any],
 ) -> Task:
     """A ``single``-layout :class:`i2i.Task` deriving its input from photos, with the paper's
@@ -128,6 +131,7 @@ def photo_task(
         metrics=metrics,
         default_data=builtin_data_root,
         description=description,
+        canvas=canvas,
         **conversions,
     )
 

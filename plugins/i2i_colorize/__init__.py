@@ -62,6 +62,7 @@ colorize = photo_task(
     image_to_input=image_to_input,
     output_to_image=output_to_image,
     input_to_image=input_to_image,
+    canvas="gray",
     metrics=(*IMAGE_METRICS, "color_hist"),  # Lab histogram intersection, as in the paper
     description=__doc__.split("\n\n>>>")[0],
 )

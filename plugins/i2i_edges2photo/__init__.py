@@ -40,6 +40,7 @@ def derived_task(summary: str, draw) -> Task:
         in_channels=1,
         make_pair=make_pair,
         image_to_input=gray_to_input,
+        canvas="pen",
         description=__doc__.split("\n\n>>>")[0],
     )
 
@@ -57,6 +58,7 @@ edges2shoes = paired_task(
     "Edges to shoe photo (pix2pix edges2shoes, A|B files, A = edges)",
     direction="AtoB",
     in_channels=1,
+    canvas="pen",
     defaults=_LARGE_SET,
     description=__doc__.split("\n\n>>>")[0],
 )
@@ -64,6 +66,7 @@ edges2handbags = paired_task(
     "Edges to handbag photo (pix2pix edges2handbags, A|B files, A = edges)",
     direction="AtoB",
     in_channels=1,
+    canvas="pen",
     defaults=_LARGE_SET,
     description=__doc__.split("\n\n>>>")[0],
 )

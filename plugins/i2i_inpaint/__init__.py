@@ -61,7 +61,8 @@ def inpaint_task(**mask_options: Any) -> Task:
         return known * (1.0 - mask) + to_image_range(out) * mask
 
     def input_to_image(x: Tensor) -> Tensor:
-        return to_image_range(x[..., :3, :, :])  # the hole shows as mid gray
+        # the hole in pure black, as image_to_input reads a user's image: the two round-trip
+        return to_image_range(x[..., :3, :, :]) * (1.0 - x[..., 3:, :, :])
 
     return photo_task(
         "Fill holes: photo with missing pixels + mask -> photo",
@@ -70,6 +71,7 @@ def inpaint_task(**mask_options: Any) -> Task:
         image_to_input=image_to_input,
         output_to_image=output_to_image,
         input_to_image=input_to_image,
+        canvas="holes",
         description=__doc__.split("\n\n>>>")[0],
     )
 

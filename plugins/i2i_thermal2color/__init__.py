@@ -18,6 +18,7 @@ thermal2color = paired_task(
     "Thermal to colour photo (A|B files or A/ B/ folders, A = thermal, 1 channel)",
     direction="AtoB",
     in_channels=1,
+    canvas="gray",
     metrics=("l1", "psnr", "ssim", "color_hist"),
     description=__doc__.split("\n\n>>>")[0],
 )
