@@ -436,3 +436,78 @@ def test_demo_command_names_a_bad_checkpoint(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--checkpoint", str(tmp_path / "empty")])
     assert result.exit_code == 1
     assert str(tmp_path / "empty") in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------- the docs' screenshot
+
+
+def test_make_screenshots_captures_the_page_after_a_stroke(facades_run, tmp_path):
+    from tests.test_docs import DOCS, load_script
+
+    chromium()  # skips without a browser
+    shots = load_script(DOCS / "make_screenshots.py")
+    assert shots.main(["--checkpoint", str(facades_run), "--dest", str(tmp_path)]) == 0
+    with Image.open(tmp_path / "demo.png") as img:
+        assert img.size == (shots.WIDTH, shots.HEIGHT)
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is not None and len(colours) > 50  # a page, not a blank window
+    assert (tmp_path / "demo.png").stat().st_size < 300_000
+    assert not list(tmp_path.glob(".*"))  # the browser profile is gone
+
+
+def test_the_quickstart_shows_the_committed_screenshot():
+    page = (REPO_ROOT / "docs" / "quickstart.md").read_text()
+    assert "](_static/figures/demo.png)" in page
+    with Image.open(REPO_ROOT / "docs" / "_static" / "figures" / "demo.png") as img:
+        assert img.size == (1180, 640)
+
+
+def test_a_failing_model_is_a_500_with_its_message_and_the_server_goes_on(models, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    srv, thread = serve(models)
+    try:
+        monkeypatch.setattr(models[0], "translate", broken)
+        photo = png(Image.new("RGB", (32, 32)))
+        status, kind, body = request(srv, "POST", "/api/translate", photo)
+        assert (status, kind) == (500, "application/json")
+        assert json.loads(body) == {"error": "RuntimeError: out of memory (simulated)"}
+        still_serving(srv)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join()
+
+
+def test_example_inputs_are_drawn_as_the_model_sees_them(catalog):
+    from i2i.demo import DemoModel, example_inputs
+    from i2i.inference import Translator
+
+    colorize = catalog.tasks.get("colorize").obj
+    tr = Translator(torch.nn.Conv2d(1, 2, 1), colorize, config={"crop_size": 64, "load_size": 64})
+    images, note = example_inputs(tr, 2)
+    assert len(images) == 2 and "val inputs of" in note
+    for img in images:  # gray, and what the model gets back from it is what the data gave
+        assert img.shape == (3, 64, 64)
+        assert torch.allclose(img[0], img[1], atol=1e-4) and torch.allclose(
+            img[1], img[2], atol=1e-4
+        )
+
+    inpaint = catalog.tasks.get("inpaint").obj
+    x = inpaint.make_pair(torch.rand(3, 64, 64), torch.Generator().manual_seed(0))[0][None]
+    shown = inpaint.input_to_image(x)  # the hole in pure black, as the eraser draws it
+    assert torch.allclose(inpaint.image_to_input(shown), x, atol=1e-6)
+    model = DemoModel("m", Translator(torch.nn.Conv2d(4, 3, 1), inpaint), "m")
+    assert torch.allclose(model.as_seen(shown[0]), shown[0], atol=1e-6)
+
+
+def test_no_data_means_no_examples_and_says_why(catalog, tmp_path):
+    from i2i.demo import example_inputs
+    from i2i.inference import Translator
+
+    facades = catalog.tasks.get("facades").obj
+    tr = Translator(torch.nn.Conv2d(3, 3, 1), facades, config={"data": str(tmp_path / "gone")})
+    images, note = example_inputs(tr)
+    assert images == [] and note.startswith("no example inputs: Data folder")
+    assert str(tmp_path / "gone") in note

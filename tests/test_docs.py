@@ -97,6 +97,8 @@ def _as_test_command(line: str) -> str | None:
     parts = [p.strip() for p in line.split("&&")]
     parts = [p for p in parts if not p.startswith(("python3 -m venv", "source "))]
     parts = [p for p in parts if "pip install" not in p]
+    # `i2i demo` serves until Ctrl-C: tests/test_demo.py runs it and drives its page
+    parts = [p for p in parts if not p.startswith("i2i demo ")]
     parts = [p.replace(".venv/bin/", "") for p in parts]
     parts = [p + " --max-steps 3" if p.startswith("i2i run ") else p for p in parts]
     return " && ".join(parts) or None

@@ -231,3 +231,12 @@ def test_edges2shoes_sample_needs_btoa(catalog, data_root):
         assert float((item["input"] > 0.5).float().mean()) > 0.9  # white page, dark strokes
     white = [float((default[i]["input"] > 0.5).float().mean()) for i in range(len(default))]
     assert sum(white) / len(white) < 0.8  # the default AtoB reads the photo half: the caveat
+
+
+def test_cityscapes_palette_is_the_official_train_classes_then_unlabeled(catalog):
+    city = catalog.tasks.get("cityscapes").obj
+    assert len(city.palette) == 20 and city.canvas == "palette"
+    assert city.class_names[:3] == ("road", "sidewalk", "building")
+    assert city.class_colors[0] == (128, 64, 128) and city.class_colors[13] == (0, 0, 142)
+    assert city.palette[-1] == ("unlabeled", (0, 0, 0))
+    assert len(set(city.class_colors)) == 20 and len(set(city.class_names)) == 20

@@ -104,6 +104,12 @@ class DemoServer(ThreadingHTTPServer):
         self.log = log
         self.static = static_files()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is no error; anything else is reported as usual."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         """The page's address, e.g. ``http://127.0.0.1:8765/``."""
@@ -137,6 +143,9 @@ class DemoHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
         if self.server.log:
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+        sys.stderr.write(f"i2i demo: {format % args}\n")
 
     def _send(self, status: HTTPStatus, body: bytes, kind: str, **headers: str) -> None:
         self.send_response(status)
@@ -255,6 +264,13 @@ class DemoHandler(BaseHTTPRequestHandler):
             route()
         except RequestError as exc:
             self._error(exc)
+        except (ConnectionError, TimeoutError):
+            raise
+        except Exception as exc:  # a bug or a model failure: say so, keep serving
+            self.log_error("%s failed: %r", self.path, exc)
+            self._error(
+                RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+            )
 
     # ------------------------------------------------------------------ routes
 
