@@ -168,9 +168,16 @@ def wait_translation(page: DevTools, after: int) -> int:
 
 
 def test_the_page_draws_picks_a_class_and_uploads_in_chromium(models, tmp_path):
+    from i2i.demo import DemoModel
+    from i2i.inference import Translator
+
     browser = chromium()
-    server, thread = serve(models)
     facades = models[0].translator.task
+    torch.manual_seed(0)  # a second model to compare with: one 1x1 convolution
+    other = DemoModel(
+        "conv", Translator(torch.nn.Conv2d(3, 3, 1), facades, config={"crop_size": 128}), "c"
+    )
+    server, thread = serve([*models, other])
     try:
         with DevTools(browser, tmp_path / "profile") as page:
             page.goto(server.url)
@@ -244,6 +251,28 @@ def test_the_page_draws_picks_a_class_and_uploads_in_chromium(models, tmp_path):
             assert message.startswith("415: Cannot read image notes.png: not an image")
             assert page.evaluate("document.getElementById('status').textContent") == message
             assert translations(page) == done
+
+            # the other model translates the same drawing; the downloads are the two images
+            page.evaluate(
+                "document.getElementById('model').value = '1';"
+                " document.getElementById('model').dispatchEvent(new Event('change'))"
+            )
+            done = wait_translation(page, done)
+            kept = np.asarray(Image.open(upload))[10, 10].tolist()
+            assert page.evaluate(PIXEL.format(x=10, y=10)) == kept  # the drawing stayed
+            expected = other.translate(decode_image(upload.read_bytes()), mode="eval")
+            assert_same_image(page.evaluate(OUTPUT_PIXELS), expected)
+            downloads = tmp_path / "downloads"
+            page.send("Page.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+            page.click("#download-input")
+            page.click("#download-output")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(list(downloads.glob("*.png"))) < 2:
+                time.sleep(0.1)
+            assert decode_image((downloads / "input.png").read_bytes()).shape == (3, 80, 96)
+            assert_same_image(
+                decode_image((downloads / "output.png").read_bytes()), expected, layout="chw"
+            )
     finally:
         server.shutdown()
         server.server_close()
@@ -257,11 +286,16 @@ def page_canvas_png(page: DevTools) -> bytes:
     return base64.b64decode(url.split(",", 1)[1])
 
 
-def assert_same_image(rgba: list[int], expected: torch.Tensor) -> None:
-    """The page's RGBA output pixels equal the translation computed here (8-bit rounding)."""
+def assert_same_image(pixels, expected: torch.Tensor, layout: str = "rgba") -> None:
+    """The page's output pixels (flat RGBA bytes, or a (3, H, W) tensor in [0, 1] with
+    ``layout="chw"``) equal the translation computed here, up to 8-bit rounding."""
     h, w = expected.shape[1:]
-    got = np.asarray(rgba, dtype=np.int16).reshape(h, w, 4)[:, :, :3]
+    if layout == "chw":
+        got = (pixels.permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
+    else:
+        got = np.asarray(pixels, dtype=np.int16).reshape(h, w, 4)[:, :, :3]
     want = (expected.permute(1, 2, 0).numpy() * 255).round().astype(np.int16)
+    assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1
 
 
@@ -490,9 +524,7 @@ def test_example_inputs_are_drawn_as_the_model_sees_them(catalog):
     assert len(images) == 2 and "val inputs of" in note
     for img in images:  # gray, and what the model gets back from it is what the data gave
         assert img.shape == (3, 64, 64)
-        assert torch.allclose(img[0], img[1], atol=1e-4) and torch.allclose(
-            img[1], img[2], atol=1e-4
-        )
+        assert all(torch.allclose(img[0], channel, atol=1e-4) for channel in img[1:])
 
     inpaint = catalog.tasks.get("inpaint").obj
     x = inpaint.make_pair(torch.rand(3, 64, 64), torch.Generator().manual_seed(0))[0][None]
