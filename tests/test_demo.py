@@ -543,3 +543,9 @@ def test_no_data_means_no_examples_and_says_why(catalog, tmp_path):
     images, note = example_inputs(tr)
     assert images == [] and note.startswith("no example inputs: Data folder")
     assert str(tmp_path / "gone") in note
+
+
+def test_the_same_run_twice_gets_two_names(facades_run, catalog):
+    models = load_models([facades_run, facades_run], catalog=catalog, device="cpu", examples=0)
+    assert [m.name for m in models] == ["f", "f (2)"]
+    assert [m.examples for m in models] == [[], []]

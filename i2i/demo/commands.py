@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from i2i import hookimpl
+from i2i.inference.commands import direction_option
 from i2i.inference.translator import PRECISIONS
 
 
@@ -38,6 +39,7 @@ from i2i.inference.translator import PRECISIONS
     type=click.IntRange(0, 65535),
     help="Port to listen on. Default: a free one.",
 )
+@direction_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option(
     "--precision",
@@ -74,6 +76,7 @@ def demo_cmd(
     checkpoints: tuple[Path, ...],
     host: str,
     port: int,
+    direction: str | None,
     device: str,
     precision: str,
     max_mb: float,
@@ -102,6 +105,7 @@ def demo_cmd(
             catalog=app(ctx).catalog,
             device=device,
             precision=precision,
+            direction=direction,
             examples=examples,
         )
     except (CheckpointError, DataError) as exc:

@@ -123,13 +123,17 @@ def load_models(
     catalog: Catalog | None = None,
     device: str = "auto",
     precision: str = "auto",
+    direction: str | None = None,
     examples: int = EXAMPLE_COUNT,
 ) -> list[DemoModel]:
-    """Load each checkpoint with :func:`i2i.inference.load`; names are unique labels for the page
-    (the run folder's name, numbered when two are alike)."""
+    """Load each checkpoint with :func:`i2i.inference.load` (``direction`` picks the way a
+    two-way model translates); names are unique labels for the page (the run folder's name,
+    numbered when two are alike)."""
     models: list[DemoModel] = []
     for path in checkpoints:
-        translator = load_translator(path, catalog=catalog, device=device, precision=precision)
+        translator = load_translator(
+            path, catalog=catalog, device=device, precision=precision, direction=direction
+        )
         base = Path(path).resolve().name or str(path)
         taken = {m.name for m in models}
         name, n = base, 2
