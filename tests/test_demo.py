@@ -6,6 +6,7 @@ import http.client
 import io
 import json
 import os
+import queue
 import re
 import select
 import shutil
@@ -426,20 +427,20 @@ def test_demo_command_serves_until_interrupted_and_refuses_a_busy_port(facades_r
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
+    reader.start()
     try:
-        lines = []
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 1)
-            if ready:
-                line = proc.stdout.readline()
-                lines.append(line)
-                if "i2i demo at" in line or not line:
-                    break
-        url = re.search(r"http://127\.0\.0\.1:(\d+)/", "".join(lines))
-        assert url, "".join(lines) + proc.stderr.read() if proc.poll() is not None else lines
+        seen = []
+        while not seen or "i2i demo at" not in seen[-1]:
+            try:
+                seen.append(lines.get(timeout=300))
+            except queue.Empty:
+                pytest.fail(f"i2i demo printed no address: {seen}; stderr: {proc.stderr.read()}")
+        url = re.search(r"http://127\.0\.0\.1:(\d+)/", seen[-1])
+        assert url, seen
         port = int(url.group(1))
-        assert "f: task facades, unet_128, paper mode, cpu fp32" in lines[0]
+        assert "f: task facades, unet_128, paper mode, cpu fp32" in seen[0]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("GET", "/")
         assert b"<canvas" in conn.getresponse().read()
@@ -455,9 +456,13 @@ def test_demo_command_serves_until_interrupted_and_refuses_a_busy_port(facades_r
         assert "Traceback" not in busy.stderr
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "stopped" in out
+        proc.wait(timeout=60)
+    reader.join(timeout=60)
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get())
+    assert proc.returncode == 0, proc.stderr.read()
+    assert rest == ["stopped\n"]
 
 
 def test_demo_command_names_a_bad_checkpoint(tmp_path):
