@@ -531,6 +531,11 @@ def test_example_inputs_are_drawn_as_the_model_sees_them(catalog):
         assert img.shape == (3, 64, 64)
         assert all(torch.allclose(img[0], channel, atol=1e-4) for channel in img[1:])
 
+    cartoon = catalog.tasks.get("photo2cartoon").obj  # unpaired, built-in data
+    tr = Translator(torch.nn.Conv2d(3, 3, 1), cartoon, config={"crop_size": 64, "load_size": 64})
+    images, note = example_inputs(tr, 1)
+    assert [img.shape for img in images] == [(3, 64, 64)], note
+
     inpaint = catalog.tasks.get("inpaint").obj
     x = inpaint.make_pair(torch.rand(3, 64, 64), torch.Generator().manual_seed(0))[0][None]
     shown = inpaint.input_to_image(x)  # the hole in pure black, as the eraser draws it

@@ -83,10 +83,16 @@ class DemoModel:
         }
 
 
-def example_inputs(translator: Translator, count: int = EXAMPLE_COUNT) -> tuple[list[Tensor], str]:
+def example_inputs(
+    translator: Translator, count: int = EXAMPLE_COUNT, *, direction: str | None = None
+) -> tuple[list[Tensor], str]:
     """The first ``count`` validation inputs of the checkpoint's data, as RGB images in [0, 1],
-    preprocessed as ``i2i eval`` does, with a note saying where they came from (or why none)."""
-    from i2i.data import DataError, PreprocessConfig, build_dataset
+    preprocessed as ``i2i eval`` does, with a note saying where they came from (or why none).
+
+    ``direction`` is the way the translator was loaded to translate (default: as trained). The
+    examples are a convenience: data that cannot be read gives none, and the note says why.
+    """
+    from i2i.data import PreprocessConfig, build_dataset
 
     cfg = translator.config
     preprocess = PreprocessConfig(
@@ -102,7 +108,7 @@ def example_inputs(translator: Translator, count: int = EXAMPLE_COUNT) -> tuple[
                 translator.task,
                 cfg.get("data"),
                 split,
-                direction=cfg.get("direction"),
+                direction=direction or cfg.get("direction"),
                 preprocess=preprocess,
                 train=False,
             )
@@ -110,8 +116,8 @@ def example_inputs(translator: Translator, count: int = EXAMPLE_COUNT) -> tuple[
             for index in range(min(count, len(dataset))):
                 x = dataset[index]["input"]
                 images.append(translator.task.input_to_image(x[None])[0].clamp(0.0, 1.0))
-        except DataError as exc:
-            problems.append(str(exc))
+        except Exception as exc:  # missing, moved or unreadable data: the demo runs without
+            problems.append(str(exc) or type(exc).__name__)
             continue
         return images, f"the first {len(images)} {split} inputs of {dataset.folder}"
     return [], f"no example inputs: {problems[0] if problems else 'no data'}"
@@ -139,6 +145,8 @@ def load_models(
         name, n = base, 2
         while name in taken:
             name, n = f"{base} ({n})", n + 1
-        images, note = example_inputs(translator, examples) if examples else ([], "")
+        images, note = (
+            example_inputs(translator, examples, direction=direction) if examples else ([], "")
+        )
         models.append(DemoModel(name, translator, str(path), images, note))
     return models
