@@ -33,6 +33,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i.eval.commands",
     "i2i.data.commands",
     "i2i.convert.commands",
+    "i2i.segment.commands",
+    "i2i.study.commands",
     "i2i_colorize",
     "i2i_inpaint",
     "i2i_edges2photo",

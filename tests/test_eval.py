@@ -9,16 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from i2i_facades import facades
 from torch import nn
 
 from i2i import Task, hookimpl
 from i2i.catalog import Catalog
 from i2i.cli import build_cli
 from i2i.data import write_image
-from i2i.metrics.segmentation import CMP_FACADES_COLORS
 from i2i.plugins import make_plugin_manager
 from tests.browser import chromium, dump_dom
 from tests.test_translate import make_checkpoint
+
+CMP_FACADES_COLORS = facades.class_colors
 
 FACADE = torch.tensor(CMP_FACADES_COLORS[1]) / 255.0
 
@@ -184,6 +186,18 @@ def test_eval_folders_and_refusals(cli, data, runs, tmp_path):
     missing = _eval(cli, "--pred", pred, "--target", target)
     assert missing.exit_code == 1 and "extra.png" in missing.output
     seg = _eval(cli, "--pred", target, "--target", target, "--segmenter", runs["segmenter"])
+    assert seg.exit_code == 2 and "--palette" in seg.output  # no task says the classes
+    seg = _eval(
+        cli,
+        "--pred",
+        target,
+        "--target",
+        target,
+        "--segmenter",
+        runs["segmenter"],
+        "--palette",
+        "facades",
+    )
     assert seg.exit_code == 1 and "--input" in seg.output
     bad = _eval(cli, "--pred", target, "--target", target, "--metrics", "psnr,ssmi")
     assert bad.exit_code == 2 and "ssim" in bad.output

@@ -7,6 +7,7 @@ import math
 import kornia
 import pytest
 import torch
+from i2i_facades import FACADES_PALETTE
 
 from i2i import hookimpl
 from i2i.catalog import Catalog
@@ -16,8 +17,6 @@ from i2i.metrics import Metric, as_metric
 from i2i.metrics.color import LabHistogramIntersection, intersection, lab_histograms
 from i2i.metrics.pixel import psnr_per_image, ssim_per_image
 from i2i.metrics.segmentation import (
-    CMP_FACADES_CLASSES,
-    CMP_FACADES_COLORS,
     SegmentationScore,
     confusion,
     nearest_class,
@@ -26,6 +25,8 @@ from i2i.metrics.segmentation import (
 )
 from i2i.plugins import make_plugin_manager
 
+CMP_FACADES_CLASSES = tuple(name for name, _ in FACADES_PALETTE)
+CMP_FACADES_COLORS = tuple(rgb for _, rgb in FACADES_PALETTE)
 PALETTE = torch.tensor(CMP_FACADES_COLORS)
 
 
@@ -40,7 +41,7 @@ def test_builtin_metrics_are_registered_with_their_keys(catalog):
     for entry in catalog.metrics:
         metric = as_metric(
             entry.name,
-            entry.build(segmenter=lambda x: x)
+            entry.build(segmenter=lambda x: x, palette=FACADES_PALETTE)
             if "segmenter" in entry.meta.get("needs", ())
             else entry.build(),
         )
@@ -128,13 +129,13 @@ def test_segmentation_score_perfect_and_constant_segmenters():
     classes[1, :2] = 2  # some windows in image 2
     labels = label_map(classes)
     photos = torch.rand(2, 3, 8, 8)
-    table = {id(photos): labels}
+    table = {id(photos): classes}
     perfect = SegmentationScore(lambda x: table[id(x)], CMP_FACADES_COLORS)
     rows = perfect.update(photos, photos, inputs=labels)
     assert all(
         r == {"seg_pixel_acc": 1.0, "seg_class_acc": 1.0, "seg_class_iou": 1.0} for r in rows
     )
-    facade_only = seg_score_metric(lambda x: label_map(torch.ones(2, 8, 8, dtype=torch.long)))
+    facade_only = seg_score_metric(lambda x: torch.ones(2, 8, 8, dtype=torch.long), FACADES_PALETTE)
     facade_only.update(photos, photos, inputs=labels)
     summary = facade_only.compute()
     share = (classes == 1).float().mean().item()
@@ -149,7 +150,7 @@ def test_seg_score_needs_a_segmenter(catalog):
     with pytest.raises(EvalConfigError, match="segmenter"):
         build_metrics(["fcn_score"], catalog)
     metrics = build_metrics(
-        ["seg_score"], catalog, {"segmenter": lambda x: x, "palette": "cmp_facades"}
+        ["seg_score"], catalog, {"segmenter": lambda x: x, "palette": FACADES_PALETTE}
     )
     assert metrics["seg_score"].class_names == CMP_FACADES_CLASSES
     assert default_metric_names(("l1",), {"segmenter": None}) == ["l1"]

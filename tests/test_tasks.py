@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from i2i.data import PreprocessConfig, build_dataset, write_image
-from i2i.metrics import PALETTES
 from i2i.testing import check_task
 
 PLUGIN_TASKS = {
@@ -191,7 +190,13 @@ def test_paired_task_on_written_ab_files(catalog, tmp_path):
         assert item["input"].shape == (t.in_channels, 64, 64)
 
 
-FACADE_PALETTE = torch.tensor(PALETTES["cmp_facades"][1], dtype=torch.float32) * (2 / 255) - 1
+def _facade_colours() -> torch.Tensor:
+    from i2i_facades import facades
+
+    return torch.tensor(facades.class_colors, dtype=torch.float32) * (2 / 255) - 1
+
+
+FACADE_PALETTE = _facade_colours()
 
 
 def label_fraction(x: torch.Tensor) -> float:

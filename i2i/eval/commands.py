@@ -16,9 +16,9 @@ import click
 
 from i2i import hookimpl
 from i2i.inference.commands import direction_option
+from i2i.cli import ComponentName
 from i2i.inference.modes import MODES
 from i2i.inference.translator import PRECISIONS
-from i2i.metrics.segmentation import PALETTES
 
 _EXISTS = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -71,14 +71,15 @@ def _format_summary(summary: dict[str, float]) -> str:
 @click.option(
     "--segmenter",
     type=click.Path(exists=True, path_type=Path),
-    help="Checkpoint of a photo -> label-map model: enables the segmentation score.",
+    help="Segmenter folder (`i2i segmenter train`), or the checkpoint of a photo -> label-colour "
+    "model: enables the segmentation score (FCN-score).",
 )
 @click.option(
     "--palette",
-    type=click.Choice(sorted(PALETTES)),
-    default="cmp_facades",
-    show_default=True,
-    help="Label colours of the segmentation classes.",
+    type=ComponentName("tasks"),
+    default=None,
+    help="Task whose label colours decode the label maps [the segmenter's classes, else the "
+    "checkpoint's task].",
 )
 @click.option(
     "--out",
@@ -111,7 +112,7 @@ def eval_cmd(
     input_dir: Path | None,
     metric_names: str | None,
     segmenter: Path | None,
-    palette: str,
+    palette: str | None,
     out: Path | None,
     mode: str | None,
     batch_size: int,
@@ -136,6 +137,7 @@ def eval_cmd(
     from i2i.eval.samples import EvalDataError, checkpoint_batches, folder_batches
     from i2i.inference.translator import load
     from i2i.registry import UnknownComponentError
+    from i2i.segment import SegmenterError, open_segmenter
 
     if (checkpoint is None) == (pred is None):
         raise click.UsageError("Pass either --checkpoint (with --data) or --pred with --target")
@@ -148,10 +150,14 @@ def eval_cmd(
     try:
         if out is not None:
             _prepare_out(out, overwrite)
-        context = {"palette": palette}
-        if segmenter is not None:
-            seg = load(segmenter, catalog=catalog, device=device, precision=precision)
-            context["segmenter"] = seg.translate_batch
+        context: dict = {}
+        if palette is not None:
+            context["palette"] = catalog.tasks.get(palette).obj.palette
+            if not context["palette"]:
+                raise click.BadParameter(
+                    f"task {palette!r} declares no label colours", param_hint="--palette"
+                )
+        translator = None
         if checkpoint is not None:
             translator = load(
                 checkpoint,
@@ -161,6 +167,22 @@ def eval_cmd(
                 precision=precision,
                 direction=direction,
             )
+        if segmenter is not None:
+            seg = open_segmenter(
+                segmenter,
+                catalog=catalog,
+                device=device,
+                precision=precision,
+                palette=context.get("palette", ()),
+                fallback_palette=translator.task.palette if translator is not None else (),
+            )
+            context["segmenter"] = seg
+            if not context.get("palette") and not seg.palette:
+                raise click.UsageError(
+                    f"the classes of --segmenter {segmenter} are unknown: pass --palette TASK "
+                    "(a task with label colours, such as facades)"
+                )
+        if checkpoint is not None:
             cfg = translator.config
             preprocess = PreprocessConfig(
                 load_size=cfg.get("load_size", 286),
@@ -218,7 +240,7 @@ def eval_cmd(
         result = evaluate(batches, metrics, report=report, progress=progress, total=total)
     except UnknownComponentError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
-    except (CheckpointError, DataError, EvalDataError, EvalConfigError) as exc:
+    except (CheckpointError, DataError, EvalDataError, EvalConfigError, SegmenterError) as exc:
         raise click.ClickException(str(exc)) from exc
     if not result.images:
         raise click.ClickException("No images were evaluated")

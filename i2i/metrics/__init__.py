@@ -1,7 +1,7 @@
 """Evaluation metrics, registered through ``i2i_register_metrics`` like any plugin's.
 
 Built-ins: ``l1``, ``psnr``, ``ssim``, ``color_hist`` (Lab histogram intersection) and
-``seg_score`` (alias ``fcn_score``; needs a segmenter checkpoint). A metric factory's
+``seg_score`` (alias ``fcn_score``; needs a segmenter, see :mod:`i2i.segment`). A metric factory's
 registration meta says ``keys`` (the values it reports), ``higher_is_better``, ``needs``
 (context the evaluator must supply, such as ``("segmenter",)``) and ``needs_inputs`` (whether it
 scores against the model inputs, which ``--pred`` evaluation only has with ``--input``).
@@ -19,10 +19,9 @@ from i2i import hookimpl
 from i2i.metrics.base import Metric, PerImageMetric, as_metric, check_images
 from i2i.metrics.color import LabHistogramIntersection, color_hist_metric
 from i2i.metrics.pixel import l1_metric, psnr_metric, ssim_metric
-from i2i.metrics.segmentation import PALETTES, SegmentationScore, seg_score_metric
+from i2i.metrics.segmentation import SegmentationScore, seg_score_metric
 
 __all__ = [
-    "PALETTES",
     "LabHistogramIntersection",
     "Metric",
     "PerImageMetric",

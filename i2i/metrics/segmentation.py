@@ -2,19 +2,21 @@
 
 The paper (Isola et al. 2017, section 4.2) judges generated photos by how well an off-the-shelf
 segmenter recovers the labels they were generated from: per-pixel accuracy, per-class accuracy
-and class IoU. Here the segmenter is an i2i checkpoint too (a photo -> label-map model, such
-as the reverse facades task), whose RGB output is mapped to classes by nearest palette colour.
-The ground truth is the label map the photo was translated from (the model ``inputs``), mapped
-the same way; ``truth="target"`` uses the targets instead (for photo -> labels models).
+and class IoU. The segmenter maps photos to class indices: a semantic segmentation network
+(:mod:`i2i.segment`, ``i2i segmenter train``) or any callable, such as a photo -> label-colour
+translator followed by :func:`nearest_class`. The ground truth is the label map the photo was
+translated from (the model ``inputs``), decoded to classes by nearest palette colour (the task's
+``Task.palette``); ``truth="target"`` uses the targets instead (for photo -> labels models).
 
 Summaries follow the FCN-score code of the paper (``scripts/eval_cityscapes/util.py``): one
 confusion matrix over all pixels of all images; pixel accuracy ``trace / total``; per-class
 accuracy and IoU averaged over classes present (NaN classes left out).
 
 >>> import torch
+>>> palette = torch.tensor([[0, 0, 0], [255, 255, 255]])
 >>> labels = torch.zeros(1, 3, 8, 8); labels[..., 4:] = 1.0
->>> seg = lambda photos: photos  # a perfect "segmenter" for this toy example
->>> m = SegmentationScore(seg, palette=torch.tensor([[0, 0, 0], [255, 255, 255]]))
+>>> seg = lambda photos: nearest_class(photos, palette)  # perfect on these toy "photos"
+>>> m = SegmentationScore(seg, palette)
 >>> m.update(labels, labels, inputs=labels)
 [{'seg_pixel_acc': 1.0, 'seg_class_acc': 1.0, 'seg_class_iou': 1.0}]
 """
@@ -29,41 +31,8 @@ from torch import Tensor
 
 from i2i.metrics.base import Metric, check_images
 
-#: The 12 CMP Facade classes as coloured in the pix2pix facades AB files (measured; see
-#: ``shared/data/README.md``): CMP label ids 1..12 in order.
-CMP_FACADES_CLASSES = (
-    "background",
-    "facade",
-    "window",
-    "door",
-    "cornice",
-    "sill",
-    "balcony",
-    "blind",
-    "deco",
-    "molding",
-    "pillar",
-    "shop",
-)
-CMP_FACADES_COLORS = (
-    (0, 0, 224),
-    (0, 48, 255),
-    (0, 128, 255),
-    (0, 208, 255),
-    (32, 255, 224),
-    (112, 255, 144),
-    (192, 255, 64),
-    (255, 240, 0),
-    (255, 160, 0),
-    (255, 80, 0),
-    (255, 0, 0),
-    (176, 0, 0),
-)
-
-#: Named palettes ``--palette`` accepts: name -> (class names, RGB colours 0..255).
-PALETTES: dict[str, tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]] = {
-    "cmp_facades": (CMP_FACADES_CLASSES, CMP_FACADES_COLORS),
-}
+#: A task's palette: ``(name, (r, g, b))`` per class, colours 0..255, in class-index order.
+Palette = Sequence[tuple[str, Sequence[int]]]
 
 
 def nearest_class(images: Tensor, palette: Tensor) -> Tensor:
@@ -118,9 +87,9 @@ def _nanmean(values: Tensor) -> float:
 class SegmentationScore(Metric):
     """FCN-score-like accuracy of a segmenter on the translations (higher is better).
 
-    ``segmenter`` maps ``(B, 3, H, W)`` RGB photos in [0, 1] to RGB label maps in [0, 1]
-    (a :class:`i2i.inference.Translator`'s ``translate_batch``, for example); ``palette`` is
-    ``(K, 3)`` RGB colours 0..255, one per class.
+    ``segmenter`` maps ``(B, 3, H, W)`` RGB photos in [0, 1] to ``(B, H, W)`` class indices
+    (an :class:`i2i.segment.Segmenter`, for example); ``palette`` is ``(K, 3)`` RGB colours
+    0..255, one per class, by which the ground-truth label maps are decoded.
     """
 
     keys = ("seg_pixel_acc", "seg_class_acc", "seg_class_iou")
@@ -166,11 +135,17 @@ class SegmentationScore(Metric):
                 f"label maps {tuple(truth_images.shape)} and translations {tuple(pred.shape)} "
                 "differ in shape"
             )
-        with torch.no_grad():
-            segmented = self.segmenter(pred)
-        predicted = nearest_class(segmented, self.palette)
-        truth = nearest_class(truth_images, self.palette)
         k = self.palette.shape[0]
+        with torch.no_grad():
+            predicted = torch.as_tensor(self.segmenter(pred))
+        if predicted.shape != (pred.shape[0], *pred.shape[-2:]) or predicted.is_floating_point():
+            raise ValueError(
+                f"the segmenter returned {predicted.dtype} {tuple(predicted.shape)}; expected "
+                f"(B, H, W) class indices for images {tuple(pred.shape)}"
+            )
+        if predicted.numel() and (predicted.min() < 0 or predicted.max() >= k):
+            raise ValueError(f"the segmenter returned class indices outside 0..{k - 1}")
+        truth = nearest_class(truth_images, self.palette)
         out = []
         for t, p in zip(truth, predicted, strict=True):
             hist = confusion(t.cpu(), p.cpu(), k)
@@ -194,11 +169,27 @@ class SegmentationScore(Metric):
 
 def seg_score_metric(
     segmenter: Callable[[Tensor], Tensor],
-    palette: str = "cmp_facades",
+    palette: Palette = (),
     truth: str = "input",
 ) -> SegmentationScore:
-    """Per-pixel acc., per-class acc. and class IoU of a segmenter checkpoint on the outputs."""
-    if palette not in PALETTES:
-        raise ValueError(f"Unknown palette {palette!r}; available: {', '.join(PALETTES)}")
-    names, colors = PALETTES[palette]
+    """Per-pixel acc., per-class acc. and class IoU of a segmenter on the outputs (FCN-score).
+
+    ``palette`` (a task's ``Task.palette``) decodes the label maps; by default the segmenter's
+    own (an :class:`i2i.segment.Segmenter` knows its classes).
+    """
+    own = tuple(getattr(segmenter, "palette", ()))
+    given = tuple((str(n), tuple(rgb)) for n, rgb in palette)
+    if own and given and [n for n, _ in own] != [n for n, _ in given]:
+        raise ValueError(
+            f"the segmenter's classes {[n for n, _ in own]} differ from the palette's "
+            f"{[n for n, _ in given]}"
+        )
+    palette = given or own
+    if not palette:
+        raise ValueError(
+            "seg_score needs the label colours: a segmenter that knows its classes, or a "
+            "palette (a task's Task.palette)"
+        )
+    names = [name for name, _ in palette]
+    colors = [tuple(rgb) for _, rgb in palette]
     return SegmentationScore(segmenter, colors, class_names=names, truth=truth)

@@ -54,6 +54,8 @@ class TimmUNet(nn.Module):
     ``size_multiple`` (the encoder's total reduction); output ``(B, out_channels, H, W)`` in
     [-1, 1]. Decoder widths are ``ngf * min(2**level, 8)``; the full-resolution head also sees
     the input itself. Dropout (the paper's noise) is in the first three decoder blocks.
+    ``logits=True`` drops the final tanh (unbounded scores, e.g. per-class logits of a
+    segmenter).
 
     >>> g = TimmUNet(3, 3, encoder="test_convnext", ngf=8)
     >>> g(torch.zeros(1, 3, 32, 64)).shape
@@ -70,6 +72,7 @@ class TimmUNet(nn.Module):
         norm: str = "batch",
         dropout: bool = True,
         weights: str | Path | None = None,
+        logits: bool = False,
     ):
         super().__init__()
         import timm
@@ -112,7 +115,7 @@ class TimmUNet(nn.Module):
         self.head = nn.Sequential(
             _conv_block(c_in + in_channels, ngf, norm, dropout and len(blocks) < DROPOUT_BLOCKS),
             nn.Conv2d(ngf, out_channels, 3, padding=1),
-            nn.Tanh(),
+            nn.Identity() if logits else nn.Tanh(),
         )
         init_weights(self.decoder)
         init_weights(self.head)
