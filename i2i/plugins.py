@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i.convert.commands",
     "i2i.segment.commands",
     "i2i.study.commands",
+    "i2i.ablate.commands",
     "i2i_colorize",
     "i2i_inpaint",
     "i2i_edges2photo",

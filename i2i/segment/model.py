@@ -77,6 +77,7 @@ class Segmenter:
         self.options = dict(options)
         self.task = task
         self.info = dict(info or {})
+        self.path: Path | None = None  # the folder it was loaded from
 
     @classmethod
     def new(
@@ -222,4 +223,5 @@ def load_segmenter(folder: str | os.PathLike, *, device: str | torch.device = "c
         )
     except ValueError as exc:
         raise SegmenterError(f"{cfg_path}: {exc}") from exc
+    seg.path = folder.resolve()
     return seg.to(device)
