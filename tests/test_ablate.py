@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from i2i_facades import facades
 
 from i2i.ablate import STUDIES, plan_jobs, variants
 from i2i.ablate.studies import PAPER_TABLE1
@@ -15,7 +16,6 @@ from i2i.cli import build_cli
 from i2i.data import write_image
 from i2i.engine.checkpoint import load_checkpoint
 from i2i.segment import train_segmenter
-from i2i_facades import facades
 from tests.browser import chromium, dump_dom
 
 
