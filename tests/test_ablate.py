@@ -130,7 +130,7 @@ def test_a_tiny_study_end_to_end(data, tmp_path, pm):
         assert rows["U-Net (L1)"]["metrics"][key]["n"] == 2, key
     assert summary["ground_truth"]["num_images"] == 2
     table = (out / "generator.md").read_text()
-    assert "| Ground truth (real photos) | 2 |" in table
+    assert "| Ground truth (real photos) |  |" in table
     assert "| U-Net (L1) | 2 |" in table and " ± " in table
     assert "| U-Net (L1+cGAN) | 0 |" in table
 

@@ -107,7 +107,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     gt = summary.get("ground_truth")
     if gt:
-        cells = ["Ground truth (real photos)", str(gt.get("num_images", ""))]
+        cells = ["Ground truth (real photos)", ""]
         for key, _, fmt in columns:
             value = gt.get(key)
             cells.append(fmt.format(value) if isinstance(value, int | float) else "")
