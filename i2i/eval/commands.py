@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 from i2i import hookimpl
-from i2i.inference.commands import direction_option
 from i2i.cli import ComponentName
+from i2i.inference.commands import direction_option
 from i2i.inference.modes import MODES
 from i2i.inference.translator import PRECISIONS
 
