@@ -210,3 +210,49 @@ def test_the_study_page_in_chromium_through_practice_and_main_trials(server, tmp
     assert sum(m["n"] for m in methods.values()) == 4
     judged = sum(r["judged_real"] for r in records if r["phase"] == "main")
     assert sum(m["judged_real"] for m in methods.values()) == judged
+
+
+def test_serve_command_serves_the_page_and_refuses_a_folder_without_results(tmp_path, pm):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    make_results(tmp_path / "unet")
+    answers = tmp_path / "answers.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "i2i",
+            "study",
+            "serve",
+            f"U-Net={tmp_path / 'unet'}",
+            "--answers",
+            str(answers),
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "study page:" in line:
+                break
+        assert "3 pairs from 1 methods: U-Net" in lines[0], lines
+        url = re.search(r"http://127\.0\.0\.1:\d+/", lines[-1])[0]
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200 and b"Which one is real?" in page.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0 and not answers.exists()
+    missing = CliRunner().invoke(
+        build_cli(pm), ["study", "serve", str(tmp_path), "--answers", str(answers)]
+    )
+    assert missing.exit_code == 1 and "no metrics.json" in missing.output
