@@ -46,11 +46,13 @@ class RowSpec:
         gen = s.generator if s.num_downs is None else f"unet(num_downs={s.num_downs})"
         nets = gen if self.kind == "infer" else f"{gen}+{s.discriminator}"
         width = "" if (s.ngf, s.ndf) == (64, 64) else f" ngf{s.ngf}/ndf{s.ndf}"
-        return f"{self.kind} {nets}{width} {s.size}px b{s.batch}"
+        recipe = "" if s.recipe == "pix2pix" else f" {s.recipe}"
+        return f"{self.kind}{recipe} {nets}{width} {s.size}px b{s.batch}"
 
 
 #: The rows of the issue: the facades setup at 256 (batch 1 and 8), the same at 128 with
-#: unet_128, and generator inference at 256 (batch 1 and 8).
+#: unet_128, generator inference at 256 (batch 1 and 8); and a CycleGAN step (the cyclegan
+#: recipe's G, F, D_X, D_Y: resnet_9blocks + PatchGAN 70, instance norm) at 256, batch 1.
 DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("train256_b1", "train", TrainSetup(batch=1)),
     RowSpec("train256_b8", "train", TrainSetup(batch=8)),
@@ -58,6 +60,11 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("train128_b8", "train", TrainSetup(generator="unet_128", size=128, batch=8)),
     RowSpec("infer256_b1", "infer", TrainSetup(batch=1)),
     RowSpec("infer256_b8", "infer", TrainSetup(batch=8)),
+    RowSpec(
+        "cyclegan256_b1",
+        "train",
+        TrainSetup(recipe="cyclegan", generator="resnet_9blocks", norm="instance", batch=1),
+    ),
 )
 
 

@@ -170,6 +170,7 @@ class TrainSetup:
     in_channels: int = 3
     out_channels: int = 3
     num_downs: int | None = None  # tiny test networks: a UNetGenerator with this many levels
+    recipe: str = "pix2pix"  # or "cyclegan": that recipe's step (benchmarks.cyclegan)
 
     def replace(self, **changes: object) -> TrainSetup:
         """A copy with ``changes``."""
@@ -252,7 +253,12 @@ def build_train_step(setup: TrainSetup, settings: PathSettings, seed: int = 0) -
 
 def train_step_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Callable[[], None]:
     """A no-argument callable running one training step on a fixed synthetic batch."""
-    step = build_train_step(setup, settings, seed)
+    if setup.recipe == "cyclegan":
+        from benchmarks.cyclegan import build_cyclegan_step
+
+        step = build_cyclegan_step(setup, settings, seed)
+    else:
+        step = build_train_step(setup, settings, seed)
     batch = synthetic_batch(setup, seed)
 
     def run() -> None:

@@ -10,6 +10,7 @@ import torch
 
 from benchmarks import (
     bench,
+    cyclegan,
     data_rate,
     harness,
     machine,
@@ -27,7 +28,8 @@ TINY = TrainSetup(size=32, num_downs=5, batch=1, ngf=8, ndf=8)
 
 
 @pytest.mark.parametrize(
-    "module", [harness, setups, rows, bench, quality, machine, proposals, profiling, data_rate]
+    "module",
+    [harness, setups, rows, bench, quality, machine, proposals, profiling, data_rate, cyclegan],
 )
 def test_doctests_of_the_benchmark_modules_pass(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
