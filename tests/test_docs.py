@@ -179,3 +179,30 @@ def test_make_samples_quick_mode_never_writes_into_the_docs():
         text=True,
     )
     assert done.returncode == 2 and "--quick needs --dest" in done.stderr
+
+
+def test_task_pages_tell_how_to_train_without_pairs_with_a_command_that_resolves(catalog):
+    """Every aligned task's page shows a cyclegan command, and that command's run settings
+    pass i2i's checks (identity term off where the two sides differ in channels)."""
+    from i2i.config import resolve_config
+
+    shown = 0
+    for entry in catalog.tasks:
+        page = (DOCS / "tasks" / f"{entry.name}.md").read_text()
+        runs = [x for x in page.splitlines() if x.startswith("i2i run --recipe cyclegan")]
+        if entry.obj.layout == "single":
+            assert not runs, entry.name
+            continue
+        assert len(runs) == 1, entry.name
+        args = shlex.split(runs[0])
+        options = dict(
+            args[i + 1].split("=") for i, a in enumerate(args) if a == "--recipe-opt"
+        )  # fmt: skip
+        cfg = resolve_config(
+            catalog, args[args.index("--task") + 1], recipe="cyclegan",
+            unpaired="--unpaired" in args,
+            recipe_options={k: float(v) for k, v in options.items()},
+        )  # fmt: skip
+        assert cfg.recipe == "cyclegan" and cfg.unpaired == (entry.obj.layout != "unpaired")
+        shown += 1
+    assert shown >= 5
