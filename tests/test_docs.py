@@ -49,12 +49,15 @@ def test_docs_build_in_strict_mode(tmp_path):
     )
     assert done.returncode == 0, f"sphinx-build -W failed:\n{done.stdout}\n{done.stderr}"
     html = tmp_path / "html"
-    for page in ("quickstart", "concepts", "tasks/facades", "plugins/tutorial", "reference/api"):
+    pages = ("quickstart", "concepts", "tasks/facades", "plugins/tutorial", "plugins/recipe")
+    for page in (*pages, "reference/api"):
         assert (html / f"{page}.html").is_file(), page
     api = (html / "reference" / "api.html").read_text()
     assert 'id="i2i.load"' in api and 'id="i2i.Task"' in api  # autodoc ran
     tutorial = (html / "plugins" / "tutorial.html").read_text()
     assert '<span class="nc">DnCNN</span>' in tutorial  # included from the real file
+    recipe = (html / "plugins" / "recipe.html").read_text()
+    assert '<span class="nf">train_step</span>' in recipe  # the example recipe's real code
 
 
 def test_generated_pages_are_current():
@@ -83,6 +86,7 @@ def test_every_example_is_included_in_the_docs_and_run_by_a_test():
         assert f"{{literalinclude}} ../examples/{script.name}" in included, script.name
         assert f'"{script.name}"' in run_by, f"{script.name} is not run by tests/test_examples.py"
     assert "../../examples/i2i-denoise/i2i_denoise/__init__.py" in included
+    assert "../../examples/i2i-regression/i2i_regression/__init__.py" in included
 
 
 def test_quickstart_first_command_is_the_readme_first_command():
