@@ -314,7 +314,8 @@ def drawing_section(name: str, task: Any) -> list[str]:
 
 def unpaired_training(name: str, task: Any, recipes: Sequence[str]) -> list[str]:
     """The lines of a task page on training without pairs: empty for tasks that derive their
-    input from a photo (``single``) and when no recipe learns from unpaired data.
+    input from a photo (``single``), for unpaired tasks whose own recipe is one of ``recipes``
+    (their commands show it already) and when no recipe learns from unpaired data.
 
     >>> from i2i import catalog
     >>> lines = unpaired_training("edges2shoes", catalog().tasks.get("edges2shoes").obj,
@@ -325,12 +326,15 @@ def unpaired_training(name: str, task: Any, recipes: Sequence[str]) -> list[str]
     """
     from i2i.data.fetch import PIX2PIX_DATASETS
 
+    paired = task.layout in ("aligned", "folders")
     if task.layout == "single" or not recipes:
         return []
+    if not paired and (task.defaults or {}).get("recipe") in recipes:
+        return []  # the task's own commands train it without pairs already
     recipe = "cyclegan" if "cyclegan" in recipes else recipes[0]
     data = f"datasets/{name}" if name in PIX2PIX_DATASETS else "path/to/data"
-    paired = task.layout in ("aligned", "folders")
-    flags = " --unpaired" if paired else ""
+    flags = "" if task.default_data is not None else f" --data {data}"
+    flags += " --unpaired" if paired else ""
     if recipe == "cyclegan" and task.in_channels != task.out_channels:
         flags += " --recipe-opt lambda_identity=0"  # its identity term needs equal channels
     listed = ", ".join(f"`{r}`" for r in recipes)
@@ -348,7 +352,7 @@ def unpaired_training(name: str, task: Any, recipes: Sequence[str]) -> list[str]
         intro,
         "",
         "```bash",
-        f"i2i run --recipe {recipe} --task {name} --data {data}{flags} --out runs/{name}-{recipe}",
+        f"i2i run --recipe {recipe} --task {name}{flags} --out runs/{name}-{recipe}",
         f"i2i translate --checkpoint runs/{name}-{recipe} inputs/ --out translated/",
         f"i2i translate --checkpoint runs/{name}-{recipe} --direction "
         f"{other_direction(task.direction)} targets/ --out back/",

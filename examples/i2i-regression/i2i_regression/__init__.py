@@ -22,7 +22,7 @@ checkpoint's translators name: ``average`` when there is one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +35,6 @@ from i2i import (
     RecipeOption,
     RecipeSetup,
     RecipeStep,
-    RunConfig,
     Task,
     ValidationContext,
     Wrapping,
@@ -46,6 +45,9 @@ from i2i import (
     in_test_mode,
     make_grad_scaler,
 )
+
+if TYPE_CHECKING:  # a run's configuration, for type checkers only
+    from i2i.config import RunConfig
 
 MODEL, AVERAGE = "model", "average"
 
