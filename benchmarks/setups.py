@@ -5,11 +5,12 @@
   (i2i's model speedups switched off, see :func:`i2i.models.layers.set_speedups`).
 - ``i2i``: what i2i does by default. Training: the engine's
   :class:`~i2i.engine.step.Pix2PixStep` and ``make_adam`` with the precision, memory format and
-  compile setting a default :class:`~i2i.config.RunConfig` resolves to on this device, and
-  flush-denormal (``i2i run`` sets it). Inference: i2i's
-  :class:`~i2i.inference.translator.Translator` with its default precision.
-- ``i2i+``: the default plus the changes of :mod:`benchmarks.proposals` and the settings that
-  measured faster here but are not the default yet (shown only where it differs from ``i2i``).
+  compile setting a default :class:`~i2i.config.RunConfig` resolves to on this device
+  (:mod:`i2i.engine.devices`, :mod:`i2i.engine.tuning`), and flush-denormal (``i2i run`` sets
+  it). Inference: i2i's :class:`~i2i.inference.translator.Translator` with its defaults.
+- ``i2i+``: settings that are decided but not wired into the default path yet (training:
+  channels_last as ``resolve_channels_last(None, ...)`` decides it, while ``RunConfig`` still
+  says ``channels_last=False``), shown only where it differs from ``i2i``.
 
 Training paths share the step and the objective; inference runs the generator in eval mode.
 
@@ -32,7 +33,13 @@ from torch import Tensor, nn
 from i2i import catalog as default_catalog
 from i2i.config import RunConfig
 from i2i.engine.build import discriminator_in_channels
-from i2i.engine.devices import autocast, fused_adam_supported, make_adam, resolve_precision
+from i2i.engine.devices import (
+    autocast,
+    fused_adam_supported,
+    make_adam,
+    resolve_channels_last,
+    resolve_precision,
+)
 from i2i.engine.step import Pix2PixStep
 from i2i.losses import Objective
 from i2i.models import UNetGenerator
@@ -55,7 +62,7 @@ class PathSettings:
     flush_denormal: bool
     speedups: bool = True  # i2i's model speedups (GEMM for tiny convs, dense skip grads)
     keep_heap: bool = False  # i2i.engine.devices.keep_freed_memory
-    flat_adam: bool = False  # benchmarks.proposals.FlatFusedAdam
+    flat_adam: bool = False  # i2i.engine.flat_adam.FlatFusedAdam (make_adam's fused Adam)
     translator: bool = False  # inference through i2i's Translator
 
     def describe(self) -> str:
@@ -96,11 +103,14 @@ REFERENCE = PathSettings(
 def engine_defaults(device: torch.device = DEVICE) -> PathSettings:
     """Training as a default ``RunConfig`` resolves on ``device`` (what ``i2i run`` does)."""
     cfg = RunConfig(task="facades")
+    precision = resolve_precision(cfg.precision, device)
+    fused = fused_adam_supported(device.type)
     return PathSettings(
         "i2i",
-        precision=resolve_precision(cfg.precision, device),
-        channels_last=bool(cfg.channels_last),
-        fused_adam=fused_adam_supported(device.type),
+        precision=precision,
+        channels_last=resolve_channels_last(cfg.channels_last, device, precision, training=True),
+        fused_adam=fused,
+        flat_adam=fused,  # make_adam's fused Adam is FlatFusedAdam
         compile=bool(cfg.compile),
         flush_denormal=device.type == "cpu",  # `i2i run` sets both (tune_cpu_process)
         keep_heap=device.type == "cpu",
@@ -108,25 +118,20 @@ def engine_defaults(device: torch.device = DEVICE) -> PathSettings:
 
 
 def proposed_training(device: torch.device = DEVICE) -> PathSettings:
-    """The engine's defaults plus what measured faster here: channels_last and flat fused Adam
-    (bf16 where the CPU has it)."""
+    """The engine's defaults with channels_last as :func:`resolve_channels_last` decides for
+    this machine (``RunConfig.channels_last=None``, once the engine takes it)."""
     base = engine_defaults(device)
-    return dataclasses.replace(
-        base,
-        name="i2i+",
-        channels_last=True,
-        flat_adam=base.fused_adam,
-    )
+    auto = resolve_channels_last(None, device, base.precision, training=True)
+    return dataclasses.replace(base, name="i2i+", channels_last=auto)
 
 
 def translator_defaults(device: torch.device = DEVICE) -> PathSettings:
-    """Inference as i2i's Translator runs it by default (``i2i translate``: precision auto)."""
-    from i2i.inference.translator import resolve_precision as translator_precision
-
+    """Inference as i2i's Translator runs it by default (precision and memory format auto)."""
+    precision = resolve_precision("auto", device)
     return PathSettings(
         "i2i",
-        precision=translator_precision("auto", device),
-        channels_last=device.type == "cpu",  # the Translator's default
+        precision=precision,
+        channels_last=resolve_channels_last(None, device, precision, training=False),
         fused_adam=False,
         compile=False,
         flush_denormal=device.type == "cpu",  # `i2i translate` sets both (tune_cpu_process)
@@ -136,14 +141,8 @@ def translator_defaults(device: torch.device = DEVICE) -> PathSettings:
 
 
 def proposed_inference(device: torch.device = DEVICE) -> PathSettings:
-    """The Translator's defaults with bf16 autocast where the engine's precision ``auto`` picks
-    bf16 (CPUs with native bf16; the Translator's ``auto`` stays fp32 on CPUs)."""
-    return dataclasses.replace(
-        translator_defaults(device),
-        name="i2i+",
-        precision=resolve_precision("auto", device),
-        channels_last=True,
-    )
+    """Nothing proposed beyond the Translator's defaults at present (no ``i2i+`` row)."""
+    return dataclasses.replace(translator_defaults(device), name="i2i+")
 
 
 def enter_path(settings: PathSettings) -> None:
@@ -206,14 +205,13 @@ def build_networks(
 
 
 def build_adam(params, settings: PathSettings) -> torch.optim.Adam:
-    """The paper's Adam: foreach (reference), the engine's ``make_adam``, or the flat fused one."""
+    """The paper's Adam: foreach (reference), the engine's ``make_adam`` (flat fused), or
+    PyTorch's fused one."""
     if not settings.fused_adam:
         return torch.optim.Adam(params, lr=LR, betas=BETAS, foreach=True)
     if settings.flat_adam:
-        from benchmarks.proposals import FlatFusedAdam
-
-        return FlatFusedAdam(params, lr=LR, betas=BETAS, fused=True)
-    return make_adam(params, lr=LR, betas=BETAS, device=DEVICE)
+        return make_adam(params, lr=LR, betas=BETAS, device=DEVICE)  # FlatFusedAdam
+    return torch.optim.Adam(params, lr=LR, betas=BETAS, fused=True)
 
 
 def synthetic_batch(setup: TrainSetup, seed: int = 0) -> dict[str, Tensor]:

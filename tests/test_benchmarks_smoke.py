@@ -15,7 +15,6 @@ from benchmarks import (
     harness,
     machine,
     profiling,
-    proposals,
     quality,
     rows,
     setups,
@@ -28,8 +27,7 @@ TINY = TrainSetup(size=32, num_downs=5, batch=1, ngf=8, ndf=8)
 
 
 @pytest.mark.parametrize(
-    "module",
-    [harness, setups, rows, bench, quality, machine, proposals, profiling, data_rate, cyclegan],
+    "module", [harness, setups, rows, bench, quality, machine, profiling, data_rate, cyclegan]
 )
 def test_doctests_of_the_benchmark_modules_pass(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
@@ -66,27 +64,6 @@ def test_isolated_workers_report_time_memory_and_flops():
     for p in r.paths.values():
         assert p.peak_bytes is not None and p.peak_bytes > 0 and p.images_per_s > 0
     assert r.flops == harness.count_flops(rows.make_fn(spec, REFERENCE))
-
-
-def test_flat_fused_adam_steps_channels_last_weights_like_adam():
-    torch.manual_seed(0)
-    shape = (4, 3, 4, 4)
-    flat = torch.nn.Parameter(torch.randn(shape).contiguous(memory_format=torch.channels_last))
-    plain = torch.nn.Parameter(flat.detach().clone(memory_format=torch.contiguous_format))
-    opts = [
-        proposals.FlatFusedAdam([flat], lr=0.1, betas=(0.5, 0.999), fused=True),
-        torch.optim.Adam([plain], lr=0.1, betas=(0.5, 0.999), foreach=False),
-    ]
-    for _ in range(3):
-        grad = torch.randn(shape)
-        flat.grad = grad.contiguous(memory_format=torch.channels_last)
-        plain.grad = grad.clone()
-        for opt in opts:
-            opt.step()
-    assert flat.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(flat, plain, atol=1e-6)
-    state = opts[0].state_dict()["state"][0]
-    assert state["exp_avg"].shape == shape
 
 
 def test_reference_runs_stock_convolutions_and_matches_the_default_networks():

@@ -1,7 +1,12 @@
-"""Devices, numeric precision, autocast, gradient scaling and the Adam flavour for each.
+"""Devices, numeric precision, memory format, autocast, gradient scaling and the Adam flavour.
 
-``precision="auto"`` picks bf16 on CPUs with native bf16 (oneDNN) and on CUDA GPUs that
-support it, fp16 with a gradient scaler on older CUDA GPUs, and fp32 elsewhere.
+The one place that decides how training, validation and inference run: ``i2i run``,
+``i2i translate``, ``i2i eval`` and :class:`~i2i.inference.Translator` all resolve their
+``device`` and ``precision`` here. ``precision="auto"`` picks bf16 on CUDA GPUs that support
+it, fp16 with a gradient scaler on older CUDA GPUs, and on the CPU what
+:func:`i2i.engine.tuning.speed_choices` decided for this machine (bf16 where the CPU runs it
+natively and faster, fp32 elsewhere). :func:`resolve_channels_last` does the same for the
+memory format (``None`` = auto).
 
 >>> resolve_device("cpu")
 device(type='cpu')
@@ -24,6 +29,7 @@ import torch
 from torch import nn
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", *DTYPES)
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -61,8 +67,10 @@ def tune_cpu_process() -> None:
     keep_freed_memory()
 
 
-def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+def resolve_device(name: str | torch.device, local_rank: int | None = None) -> torch.device:
     """``auto`` -> CUDA (this process's GPU under torchrun), else MPS, else CPU."""
+    if isinstance(name, torch.device):
+        return name
     if name == "auto":
         if torch.cuda.is_available():
             name = "cuda"
@@ -89,7 +97,13 @@ def cpu_bf16_supported() -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """The concrete precision (fp32, bf16 or fp16) for ``name`` on ``device``."""
+    """The concrete precision (fp32, bf16 or fp16) for ``name`` on ``device``.
+
+    >>> resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+    True
+    """
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {name!r}")
     if name != "auto":
         if name == "fp16" and device.type == "cpu":
             raise ValueError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
@@ -99,8 +113,36 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "cpu" and cpu_bf16_supported():
-        return "bf16"
+        from i2i.engine.tuning import speed_choices
+
+        return speed_choices().precision
     return "fp32"
+
+
+def resolve_channels_last(
+    value: bool | None, device: torch.device, precision: str, *, training: bool
+) -> bool:
+    """Whether weights and activations go channels_last (NHWC); ``None`` decides.
+
+    On the CPU: for inference always (oneDNN runs the U-Net faster so in fp32 and bf16); for
+    training with bf16 where :func:`i2i.engine.tuning.speed_choices` says so (measured faster
+    with bf16 autocast; slower in fp32 on an AVX2 CPU). Off on other devices.
+
+    >>> cpu = torch.device("cpu")
+    >>> resolve_channels_last(None, cpu, "fp32", training=False), resolve_channels_last(
+    ...     None, cpu, "fp32", training=True), resolve_channels_last(False, cpu, "fp32", training=False)
+    (True, False, False)
+    """
+    if value is not None:
+        return bool(value)
+    if device.type != "cpu":
+        return False
+    from i2i.engine.tuning import speed_choices
+
+    choices = speed_choices()
+    if not training:
+        return choices.channels_last_infer
+    return precision == "bf16" and choices.channels_last_train
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -131,8 +173,14 @@ def fused_adam_supported(device_type: str) -> bool:
 def make_adam(
     params: Iterable[nn.Parameter], *, lr: float, betas: tuple[float, float], device: torch.device
 ) -> torch.optim.Adam:
-    """Adam, fused where the device supports it, else the multi-tensor (foreach) kernel."""
+    """Adam, fused where the device supports it, else the multi-tensor (foreach) kernel.
+
+    The fused one is :class:`~i2i.engine.flat_adam.FlatFusedAdam`: the same update and
+    state dict, without copying channels_last weights on every step.
+    """
+    from i2i.engine.flat_adam import FlatFusedAdam
+
     params = list(params)
     if fused_adam_supported(device.type):
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        return FlatFusedAdam(params, lr=lr, betas=betas, fused=True)
     return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)

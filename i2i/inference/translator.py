@@ -29,6 +29,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from i2i.catalog import Catalog
+from i2i.engine.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
 from i2i.inference.modes import check_mode, set_test_mode
 from i2i.inference.padding import crop, pad_to_multiple
 from i2i.inference.tiling import tiled_forward
@@ -36,35 +37,6 @@ from i2i.task import Task
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_TILE = 1024
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``.
-
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``fp32`` or ``bf16``. ``auto`` is bf16 on a CUDA device that supports it, else fp32.
-
-    On the CPU ``auto`` stays fp32: bf16 autocast was slower there and changed outputs visibly
-    (see the README's inference notes).
-
-    >>> resolve_precision("auto", torch.device("cpu"))
-    'fp32'
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
 
 
 def _size_multiple(generator: nn.Module, config: Mapping[str, Any]) -> int:
@@ -90,11 +62,14 @@ class Translator:
 
     ``mode`` is ``"eval"`` (deterministic) or ``"paper"`` (dropout on, batch statistics);
     in paper mode ``seed`` (when not ``None``) makes every call draw the same dropout masks.
-    ``precision`` is ``fp32``, ``bf16`` (autocast) or ``auto``. ``tile`` bounds the side of what
+    ``precision`` is ``fp32``, ``bf16`` (autocast) or ``auto``: what
+    :func:`i2i.engine.devices.resolve_precision` picks for the device (bf16 on GPUs that
+    have it and on CPUs where it runs natively and faster, see ``i2i doctor``). ``tile`` bounds the side of what
     goes through the network at once; ``overlap`` (default ``tile // 8``) is the blending width.
-    ``channels_last`` stores the generator's weights in NHWC (``None``: on the CPU, where
-    oneDNN runs the U-Net's convolutions faster so; see benchmarks/README.md); outputs equal
-    the NCHW ones up to float rounding.
+    ``channels_last`` stores the generator's weights in NHWC (``None``: as
+    :func:`i2i.engine.devices.resolve_channels_last` decides: on the CPU, where oneDNN runs
+    the U-Net's convolutions faster so; see benchmarks/README.md); outputs equal the NCHW
+    ones up to float rounding.
     """
 
     def __init__(
@@ -106,7 +81,7 @@ class Translator:
         task_name: str = "task",
         mode: str = "eval",
         device: str | torch.device = "cpu",
-        precision: str = "fp32",
+        precision: str = "auto",
         tile: int = DEFAULT_TILE,
         overlap: int | None = None,
         seed: int | None = 0,
@@ -145,13 +120,26 @@ class Translator:
 
     @property
     def precision(self) -> str:
-        """``"fp32"`` or ``"bf16"`` (``"auto"`` is resolved for the current device)."""
+        """``"fp32"`` or ``"bf16"`` (``"auto"`` is resolved for the current device; on a CUDA
+        GPU without bf16 it is ``"fp16"``)."""
         return resolve_precision(self._precision, self.device)
 
     @precision.setter
     def precision(self, value: str) -> None:
-        resolve_precision(value, torch.device("cpu"))  # validates
+        if value not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {value!r}")
         self._precision = value
+
+    def describe_speed(self) -> str:
+        """How it runs, for the commands' output: ``cpu, bf16, channels_last`` and the like.
+
+        >>> from i2i import Task
+        >>> t = Task(summary="x", in_channels=3, out_channels=3, layout="aligned")
+        >>> Translator(torch.nn.Conv2d(3, 3, 1), t, precision="fp32", channels_last=False).describe_speed()
+        'cpu, fp32, NCHW'
+        """
+        layout = "channels_last" if self.is_channels_last else "NCHW"
+        return f"{self.device}, {self.precision}, {layout}"
 
     @property
     def tile(self) -> int:
@@ -182,7 +170,10 @@ class Translator:
         """Move the generator to ``device`` (``"auto"``: CUDA when available) and return ``self``."""
         self.device = resolve_device(device)
         self.generator.to(self.device)
-        nhwc = self.device.type == "cpu" if self.channels_last is None else self.channels_last
+        nhwc = resolve_channels_last(
+            self.channels_last, self.device, self.precision, training=False
+        )
+        self.is_channels_last = nhwc
         _set_memory_format(self.generator, torch.channels_last if nhwc else torch.contiguous_format)
         return self
 
@@ -193,8 +184,7 @@ class Translator:
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.no_grad())
             stack.enter_context(set_test_mode(self.generator, self.mode))
-            if self.precision == "bf16":
-                stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
+            stack.enter_context(autocast(self.device, self.precision))
             if self.mode == "paper" and self.seed is not None:
                 cuda = [self.device] if self.device.type == "cuda" else []
                 stack.enter_context(torch.random.fork_rng(devices=cuda))
@@ -294,7 +284,7 @@ def load(
     catalog: Catalog | None = None,
     device: str | torch.device = "cpu",
     mode: str | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     tile: int = DEFAULT_TILE,
     overlap: int | None = None,
     seed: int | None = 0,

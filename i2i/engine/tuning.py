@@ -1,0 +1,258 @@
+"""Speed settings whose winner depends on the CPU, decided once per machine and torch version.
+
+Which is faster, bf16 or fp32, channels_last or NCHW, differs between CPUs (see
+benchmarks/README.md): on a CPU without native bf16 (AMD Zen 3, AVX2) bf16 convolutions are
+emulated at 0.12x fp32; with AMX (Intel Sapphire Rapids and later) they run 6.7x faster than
+fp32; with AVX512_BF16 alone (AMD Zen 4/5) about 2x. :func:`decide` turns the CPU's features
+into :class:`SpeedChoices` where they settle the question, and otherwise measures a short bf16
+against fp32 convolution (well under a second). :func:`speed_choices` caches the result as JSON
+in the user's cache folder (``$I2I_CACHE``, else ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``),
+keyed by the CPU and the torch version; ``i2i doctor`` shows it. Flags (``--precision``,
+``channels_last=``) override every choice.
+
+>>> cpu = CpuFeatures(model="test", bf16=False, amx=False, avx512_bf16=False, avx2=True)
+>>> decide(cpu).precision, decide(cpu).source
+('fp32', 'features')
+>>> decide(CpuFeatures("test", bf16=True, amx=True, avx512_bf16=True, avx2=True)).precision
+'bf16'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+CACHE_ENV = "I2I_CACHE"
+CACHE_VERSION = 1
+#: bf16 becomes ``auto`` only where its convolutions measured at least this much faster
+BF16_MIN_RATIO = 1.25
+
+
+@dataclass(frozen=True)
+class CpuFeatures:
+    """What the CPU offers for this decision: oneDNN's native bf16, AMX, AVX512_BF16, AVX2."""
+
+    model: str
+    bf16: bool  # torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    amx: bool  # amx_bf16 in the CPU flags
+    avx512_bf16: bool
+    avx2: bool
+
+    def describe(self) -> str:
+        """``<model>: AMX, AVX512_BF16, native bf16`` and the like.
+
+        >>> CpuFeatures("X", bf16=False, amx=False, avx512_bf16=False, avx2=True).describe()
+        'X: AVX2, no native bf16'
+        """
+        flags = [n for n, on in (("AMX", self.amx), ("AVX512_BF16", self.avx512_bf16)) if on]
+        if not flags and self.avx2:
+            flags.append("AVX2")
+        flags.append("native bf16" if self.bf16 else "no native bf16")
+        return f"{self.model}: {', '.join(flags)}"
+
+
+def _cpu_flags() -> tuple[str, set[str]]:
+    """The CPU's model name and flags from ``/proc/cpuinfo`` (empty where unreadable)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key in ("flags", "Features"):
+                    flags = set(value.split())
+                if flags and key == "":  # end of the first processor's block
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
+@lru_cache(maxsize=1)
+def cpu_features() -> CpuFeatures:
+    """This machine's :class:`CpuFeatures` (read once per process)."""
+    from i2i.engine.devices import cpu_bf16_supported
+
+    model, flags = _cpu_flags()
+    return CpuFeatures(
+        model=model,
+        bf16=cpu_bf16_supported(),
+        amx="amx_bf16" in flags,
+        avx512_bf16="avx512_bf16" in flags,
+        avx2="avx2" in flags,
+    )
+
+
+@dataclass(frozen=True)
+class SpeedChoices:
+    """The CPU settings ``auto`` stands for on this machine, and how they were decided.
+
+    - ``precision``: ``bf16`` (autocast) or ``fp32``, for training, validation and inference;
+    - ``channels_last_train``: NHWC weights and activations in training (a win with bf16;
+      lost on the AVX2 machine in fp32);
+    - ``channels_last_infer``: NHWC generator weights in the Translator (a win everywhere
+      measured);
+    - ``source``: ``features`` (the CPU's flags settled it) or ``measured`` (a short conv
+      timing did; ``bf16_speedup`` is its bf16 / fp32 ratio).
+    """
+
+    precision: str
+    channels_last_train: bool
+    channels_last_infer: bool
+    source: str
+    bf16_speedup: float | None = None
+    cpu: str = ""
+    torch_version: str = torch.__version__
+
+    def describe(self) -> str:
+        """One line for ``i2i doctor`` and the commands' output.
+
+        >>> SpeedChoices("fp32", False, True, "features").describe()
+        'fp32, channels_last inference (decided from the CPU features)'
+        """
+        parts = [self.precision]
+        cl = [k for k, on in (("training", self.channels_last_train), ("inference", self.channels_last_infer)) if on]  # fmt: skip
+        if cl:
+            parts.append(f"channels_last {' and '.join(cl)}")
+        how = "decided from the CPU features"
+        if self.source == "measured":
+            how = f"measured: bf16 convolutions {self.bf16_speedup:.2f}x fp32"
+        return f"{', '.join(parts)} ({how})"
+
+
+def bf16_conv_speedup(
+    *, reps: int = 5, batch: int = 1, channels: int = 256, size: int = 64
+) -> float:
+    """bf16 over fp32 speed of one 3x3 convolution (channels_last, no grad; medians).
+
+    The default shape (0.6 GFLOP) takes well under a second in all on a 2-core machine; small
+    shapes understate bf16 (batch 1, 128 channels at 32 px: 1.1x where this one gives 3x).
+
+    >>> bf16_conv_speedup(reps=1, channels=4, size=4) > 0
+    True
+    """
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    fmt = torch.channels_last
+    x = torch.randn(batch, channels, size, size, generator=gen).contiguous(memory_format=fmt)
+    w = (torch.randn(channels, channels, 3, 3, generator=gen) * 0.05).contiguous(memory_format=fmt)
+    pairs = {"fp32": (x, w), "bf16": (x.bfloat16(), w.bfloat16())}
+    times: dict[str, list[float]] = {k: [] for k in pairs}
+    with torch.no_grad():
+        for _ in range(2):  # warm-up: oneDNN builds its kernels
+            for a, b in pairs.values():
+                F.conv2d(a, b, padding=1)
+        for _ in range(reps):
+            for name, (a, b) in pairs.items():
+                start = time.perf_counter()
+                F.conv2d(a, b, padding=1)
+                times[name].append(time.perf_counter() - start)
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return med["fp32"] / max(med["bf16"], 1e-12)
+
+
+def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> SpeedChoices:
+    """The choices for ``cpu``: from its features where they settle it, else by ``measure``.
+
+    - no native bf16: fp32 (bf16 is emulated there, 8x slower), NCHW training, channels_last
+      inference: today's measured defaults, nothing measured;
+    - AMX: bf16 with channels_last (bf16 convolutions 6.7x fp32), nothing measured;
+    - native bf16 without AMX: bf16 when ``measure()`` (bf16 / fp32 speed) reaches
+      ``BF16_MIN_RATIO``, else fp32 (``measure`` defaults to :func:`bf16_conv_speedup`).
+
+    >>> zen4 = CpuFeatures("z", bf16=True, amx=False, avx512_bf16=True, avx2=True)
+    >>> decide(zen4, measure=lambda: 2.1).precision, decide(zen4, measure=lambda: 0.9).precision
+    ('bf16', 'fp32')
+    """
+    base = dict(cpu=cpu.model, torch_version=torch.__version__)
+    if not cpu.bf16:
+        return SpeedChoices("fp32", False, True, "features", **base)
+    if cpu.amx:
+        return SpeedChoices("bf16", True, True, "features", **base)
+    ratio = float((measure or bf16_conv_speedup)())
+    bf16 = ratio >= BF16_MIN_RATIO
+    return SpeedChoices(
+        "bf16" if bf16 else "fp32", bf16, True, "measured", bf16_speedup=round(ratio, 3), **base
+    )
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$I2I_CACHE``, else ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i`` (``env``: os.environ).
+
+    >>> str(cache_dir({"I2I_CACHE": "/tmp/c", "XDG_CACHE_HOME": "/x"})), str(cache_dir({"XDG_CACHE_HOME": "/x"}))
+    ('/tmp/c', '/x/i2i')
+    """
+    env = os.environ if env is None else env
+    if env.get(CACHE_ENV):
+        return Path(env[CACHE_ENV]).expanduser()
+    xdg = env.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "i2i"
+
+
+def cache_file(cpu: CpuFeatures) -> Path:
+    """The cache file for ``cpu`` and this torch version."""
+    key = f"{CACHE_VERSION}|{cpu}|{torch.__version__}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir() / f"speed-choices-{digest}.json"
+
+
+def _read_cache(path: Path) -> SpeedChoices | None:
+    try:
+        data = json.loads(path.read_text())
+        return SpeedChoices(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_cache(path: Path, choices: SpeedChoices) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(choices), indent=2) + "\n")
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home: measure again next time
+
+
+_CHOICES: SpeedChoices | None = None
+
+
+def speed_choices(*, remeasure: bool = False) -> SpeedChoices:
+    """This machine's choices: from memory, the cache file, or :func:`decide` (then cached).
+
+    Only choices that needed a measurement are written to the cache; feature-decided ones
+    cost nothing to redo.
+    """
+    global _CHOICES
+    if _CHOICES is not None and not remeasure:
+        return _CHOICES
+    cpu = cpu_features()
+    path = cache_file(cpu)
+    cached = None if remeasure else _read_cache(path)
+    if cached is not None:
+        _CHOICES = cached
+        return cached
+    choices = decide(cpu)
+    if choices.source == "measured":
+        _write_cache(path, choices)
+    _CHOICES = choices
+    return choices
+
+
+def forget_choices() -> None:
+    """Drop the in-memory choices (tests; the cache file stays)."""
+    global _CHOICES
+    _CHOICES = None

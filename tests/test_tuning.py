@@ -1,0 +1,123 @@
+"""The speed choices: decided from CPU features where reliable, else measured once and cached."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from i2i.engine import devices, tuning
+from i2i.engine.tuning import CpuFeatures, SpeedChoices
+
+AVX2 = CpuFeatures("AMD EPYC (Zen 3)", bf16=False, amx=False, avx512_bf16=False, avx2=True)
+ZEN4 = CpuFeatures("AMD EPYC (Zen 4)", bf16=True, amx=False, avx512_bf16=True, avx2=True)
+AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True)
+CPU = torch.device("cpu")
+
+
+def _no_measure() -> float:
+    raise AssertionError("the CPU's features settle this: nothing may be measured")
+
+
+@pytest.fixture
+def machine(monkeypatch, tmp_path):
+    """Pretend to run on ``cpu``, with a fresh cache folder; returns a setter and a call log."""
+    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "cache"))
+    calls: list[str] = []
+
+    def use(cpu: CpuFeatures, ratio: float = 2.0) -> list[str]:
+        def measure(**_) -> float:
+            calls.append(cpu.model)
+            return ratio
+
+        monkeypatch.setattr(tuning, "cpu_features", lambda: cpu)
+        monkeypatch.setattr(tuning, "bf16_conv_speedup", measure)
+        monkeypatch.setattr(devices, "cpu_bf16_supported", lambda: cpu.bf16)
+        tuning.forget_choices()
+        return calls
+
+    yield use
+    tuning.forget_choices()
+
+
+def test_a_cpu_without_native_bf16_keeps_todays_fp32_defaults():
+    c = tuning.decide(AVX2, measure=_no_measure)
+    assert (c.precision, c.channels_last_train, c.channels_last_infer) == ("fp32", False, True)
+    assert c.source == "features"
+
+
+def test_amx_means_bf16_and_channels_last_without_measuring():
+    c = tuning.decide(AMX, measure=_no_measure)
+    assert (c.precision, c.channels_last_train, c.channels_last_infer) == ("bf16", True, True)
+
+
+@pytest.mark.parametrize(("ratio", "want"), [(2.08, "bf16"), (1.0, "fp32"), (0.12, "fp32")])
+def test_native_bf16_without_amx_is_decided_by_measurement(ratio, want):
+    c = tuning.decide(ZEN4, measure=lambda: ratio)
+    assert c.precision == want and c.source == "measured" and c.bf16_speedup == ratio
+    assert c.channels_last_train == (want == "bf16")
+
+
+def test_the_measurement_runs_once_and_is_cached_in_the_cache_folder(machine, tmp_path):
+    calls = machine(ZEN4, ratio=1.9)
+    assert devices.resolve_precision("auto", CPU) == "bf16"
+    assert devices.resolve_precision("auto", CPU) == "bf16"
+    assert calls == [ZEN4.model]
+    files = list((tmp_path / "cache").glob("speed-choices-*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["bf16_speedup"] == 1.9
+
+    tuning.forget_choices()  # a new process: reads the file, does not measure
+    assert tuning.speed_choices().precision == "bf16" and calls == [ZEN4.model]
+    tuning.speed_choices(remeasure=True)
+    assert calls == [ZEN4.model, ZEN4.model]
+
+
+def test_feature_decisions_are_not_cached(machine, tmp_path):
+    machine(AVX2)
+    assert devices.resolve_precision("auto", CPU) == "fp32"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_broken_cache_file_is_measured_again(machine, tmp_path):
+    calls = machine(ZEN4, ratio=0.8)
+    path = tuning.cache_file(ZEN4)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert tuning.speed_choices().precision == "fp32" and calls == [ZEN4.model]
+
+
+def test_flags_override_every_choice(machine):
+    machine(AMX)
+    assert devices.resolve_precision("fp32", CPU) == "fp32"
+    assert devices.resolve_channels_last(False, CPU, "bf16", training=False) is False
+    assert devices.resolve_channels_last(True, CPU, "fp32", training=True) is True
+    assert devices.resolve_channels_last(None, CPU, "bf16", training=True) is True
+    assert devices.resolve_channels_last(None, CPU, "fp32", training=True) is False
+    assert devices.resolve_channels_last(None, torch.device("meta"), "bf16", training=False) is False
+
+
+@pytest.mark.parametrize(("cpu", "want"), [(AVX2, "fp32"), (AMX, "bf16")])
+def test_the_translator_and_training_resolve_auto_the_same_way(machine, cpu, want):
+    from i2i import Task
+    from i2i.inference import Translator
+
+    machine(cpu)
+    task = Task(summary="x", in_channels=3, out_channels=3, layout="aligned")
+    tr = Translator(torch.nn.Conv2d(3, 3, 3, padding=1), task, mode="eval")
+    assert tr.precision == devices.resolve_precision("auto", CPU) == want
+    assert tr.describe_speed() == f"cpu, {want}, channels_last"
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        devices.resolve_precision("fp8", CPU)
+
+
+def test_the_real_measurement_on_tiny_shapes_gives_a_ratio():
+    assert tuning.bf16_conv_speedup(reps=1, channels=4, size=4) > 0
+
+
+def test_choices_describe_how_they_were_decided():
+    c = SpeedChoices("bf16", True, True, "measured", bf16_speedup=2.08)
+    assert "measured: bf16 convolutions 2.08x fp32" in c.describe()
