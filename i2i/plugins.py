@@ -47,6 +47,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "i2i_cyclegan",
     "i2i_photo2cartoon",
     "i2i.engine.commands",
+    "i2i.engine.doctor",
     "i2i.report",
 )
 

@@ -1,0 +1,85 @@
+"""``i2i doctor``: what this machine offers and which speed settings ``auto`` means here.
+
+Shows torch, threads, the device ``auto`` picks, the CPU's features, the speed choices of
+:mod:`i2i.engine.tuning` with how they were decided, and the cache file holding a
+measurement. ``--remeasure`` times the bf16 / fp32 convolution again (about a second).
+
+>>> from click.testing import CliRunner
+>>> "precision auto" in CliRunner().invoke(doctor_cmd, []).output
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+from i2i import hookimpl
+
+
+def doctor_report(*, remeasure: bool = False) -> dict:
+    """Everything ``i2i doctor`` shows, as a plain dict."""
+    import torch
+
+    from i2i.engine.devices import resolve_channels_last, resolve_device, resolve_precision
+    from i2i.engine.tuning import cache_file, cpu_features, speed_choices
+
+    choices = speed_choices(remeasure=remeasure)
+    device = resolve_device("auto")
+    precision = resolve_precision("auto", device)
+    cpu = cpu_features()
+    cache = cache_file(cpu)
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "precision": precision,
+        "channels_last_train": resolve_channels_last(None, device, precision, training=True),
+        "channels_last_infer": resolve_channels_last(None, device, precision, training=False),
+        "cpu": dataclasses.asdict(cpu),
+        "cpu_choices": dataclasses.asdict(choices),
+        "cpu_choices_text": choices.describe(),
+        "cache_file": str(cache) if cache.exists() else None,
+    }
+
+
+@click.command("doctor")
+@click.option("--remeasure", is_flag=True, help="Time bf16 against fp32 again and cache it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor_cmd(remeasure: bool, as_json: bool) -> None:
+    """Show this machine's features and the speed settings `auto` picks on it.
+
+    Precision, channels_last and the Adam flavour are decided from the CPU's features where
+    those settle it (no native bf16: fp32; AMX: bf16), else by a short measurement cached per
+    machine and torch version in $I2I_CACHE (default $XDG_CACHE_HOME/i2i or ~/.cache/i2i).
+    --precision and --channels-last flags override them.
+    """
+    from i2i.engine.tuning import cpu_features
+
+    report = doctor_report(remeasure=remeasure)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    rows = [
+        ("torch", f"{report['torch']}, {report['threads']} threads"),
+        ("cpu", cpu_features().describe()),
+        ("device auto", report["device"]),
+        ("precision auto", report["precision"]),
+        (
+            "channels_last",
+            f"training {report['channels_last_train']}, inference {report['channels_last_infer']}",
+        ),  # fmt: skip
+        ("cpu choices", report["cpu_choices_text"]),
+        ("cache", report["cache_file"] or "none (nothing measured)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@hookimpl
+def i2i_register_commands(cli: click.Group) -> None:
+    """Add ``i2i doctor``."""
+    cli.add_command(doctor_cmd)
