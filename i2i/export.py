@@ -179,7 +179,9 @@ def export_checkpoint(
 
     if fmt not in FORMATS:
         raise ExportError(f"export format must be one of {', '.join(FORMATS)}; got {fmt!r}")
-    translator = load(checkpoint, catalog=catalog, mode="eval", device="cpu", direction=direction)
+    translator = load(
+        checkpoint, catalog=catalog, mode="eval", device="cpu", precision="fp32", direction=direction
+    )
     m = translator.size_multiple
     # the smallest multiple of m of at least 64 px: a 4 px input would leave ResNet's
     # instance norms a single pixel to normalise

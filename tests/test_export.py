@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory):
 
 
 def _eager(run_dir, x):
-    tr = load(run_dir, mode="eval")
+    tr = load(run_dir, mode="eval", precision="fp32")
     return tr.generator.eval()(x)
 
 

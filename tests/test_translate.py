@@ -238,13 +238,38 @@ def test_translate_accepts_pil_paths_and_tensors(run_dir, module_catalog, tmp_pa
 
 
 def test_bf16_precision_is_close_to_fp32(run_dir, module_catalog):
-    tr = load(run_dir, catalog=module_catalog)
+    tr = load(run_dir, catalog=module_catalog, precision="fp32")
     img = torch.rand(3, 64, 64)
     fp32 = tr.translate(img)
     tr.precision = "bf16"
     assert tr.precision == "bf16"
     bf16 = tr.translate(img)
     assert (fp32 - bf16).abs().mean() < 0.05
+
+
+def test_bf16_weights_give_the_autocast_result_and_switch_back_to_exact_fp32(
+    run_dir, module_catalog
+):
+    """load() keeps bf16 weights while running bf16: the same output as autocast over fp32
+    weights, half the memory; switching to fp32 reloads the checkpoint's fp32 weights."""
+    img = torch.rand(3, 40, 48)
+    fp32 = load(run_dir, catalog=module_catalog, precision="fp32")
+    over_fp32 = Translator(
+        fp32.generator, fp32.task, mode="eval", precision="bf16", checkpoint=fp32.checkpoint
+    )  # a user's module: autocast over its fp32 weights, nothing converted
+    expected_fp32, expected_bf16 = fp32.translate(img), over_fp32.translate(img)
+    assert all(p.dtype == torch.float32 for p in fp32.generator.parameters())
+
+    tr = load(run_dir, catalog=module_catalog, precision="bf16")
+    conv = next(m for m in tr.generator.modules() if isinstance(m, nn.Conv2d))
+    norm = next(m for m in tr.generator.modules() if isinstance(m, nn.BatchNorm2d))
+    assert conv.weight.dtype == torch.bfloat16 and norm.weight.dtype == torch.float32
+    assert torch.equal(tr.translate(img), expected_bf16)
+    tr.precision = "fp32"
+    assert conv.weight.dtype == torch.float32
+    assert torch.equal(tr.translate(img), expected_fp32)
+    tr.precision = "bf16"
+    assert torch.equal(tr.translate(img), expected_bf16)
 
 
 def test_unknown_task_in_checkpoint_is_a_clear_error(tmp_path, module_catalog):

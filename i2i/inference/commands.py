@@ -186,8 +186,8 @@ def translate_cmd(
     if info.is_main:
         ranks = f" by {info.world_size} processes" if info.enabled else ""
         click.echo(
-            f"wrote {count} image(s) to {out}{ranks} ({translator.mode} mode, "
-            f"{translator.describe_speed()})"
+            f"wrote {count} image(s) to {out}{ranks} ({translator.mode} mode) "
+            f"on {translator.describe_speed()}"
         )
     if skipped:
         click.echo(f"skipped {len(skipped)} bad image(s) (--on-bad-image skip)", err=True)

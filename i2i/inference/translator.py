@@ -39,6 +39,27 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_TILE = 1024
 
 
+#: layers whose weights autocast would cast to bf16 on every call anyway
+_AUTOCAST_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+
+
+def _set_weight_dtype(module: nn.Module, dtype: torch.dtype) -> None:
+    """Store the weights and biases of ``module``'s convolutions and linear layers in ``dtype``
+    (normalisation layers and everything else stay as they are).
+
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    >>> _set_weight_dtype(net, torch.bfloat16)
+    >>> net[0].weight.dtype, net[0].bias.dtype, net[1].weight.dtype
+    (torch.bfloat16, torch.bfloat16, torch.float32)
+    """
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, _AUTOCAST_LAYERS):
+                for t in (m.weight, m.bias):
+                    if t is not None and t.dtype != dtype:
+                        t.data = t.data.to(dtype)
+
+
 def _size_multiple(generator: nn.Module, config: Mapping[str, Any]) -> int:
     value = getattr(generator, "size_multiple", None) or config.get("size_multiple") or 1
     return int(value)
@@ -70,6 +91,12 @@ class Translator:
     :func:`i2i.engine.devices.resolve_channels_last` decides: on the CPU, where oneDNN runs
     the U-Net's convolutions faster so; see benchmarks/README.md); outputs equal the NCHW
     ones up to float rounding.
+
+    ``bf16_weights`` (what :func:`load` sets): while the precision is bf16, the convolutions'
+    weights are stored in bf16 instead of fp32 (half their memory, and none of the casts
+    autocast would otherwise make on every call; the same results, as autocast rounds the
+    same way). Setting another precision then reloads the fp32 weights from ``checkpoint``
+    (those of ``role``, default its translator in the trained direction).
     """
 
     def __init__(
@@ -87,8 +114,13 @@ class Translator:
         seed: int | None = 0,
         checkpoint: Path | None = None,
         channels_last: bool | None = None,
+        bf16_weights: bool = False,
+        role: str | None = None,
     ):
         self.generator = generator
+        self.bf16_weights = bf16_weights
+        self.role = role
+        self._weight_dtype = torch.float32
         self.channels_last = channels_last
         self.task = task
         self.task_name = task_name
@@ -129,6 +161,28 @@ class Translator:
         if value not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {value!r}")
         self._precision = value
+        if hasattr(self, "device"):  # not while __init__ is still setting up
+            self._sync_weight_dtype()
+
+    def _sync_weight_dtype(self) -> None:
+        """bf16 weights while running bf16 (with ``bf16_weights``), else fp32 ones."""
+        want = torch.bfloat16 if self.bf16_weights and self.precision == "bf16" else torch.float32
+        if want == self._weight_dtype:
+            return
+        if want == torch.float32:
+            if self.checkpoint is None:
+                raise ValueError(
+                    "this Translator keeps bf16 weights and has no checkpoint to reload fp32 "
+                    "ones from; build it with bf16_weights=False to switch precisions"
+                )
+            from i2i.engine.checkpoint import load_checkpoint
+
+            _set_weight_dtype(self.generator, torch.float32)
+            ckpt = load_checkpoint(self.checkpoint, discriminator=False)
+            self.generator.load_state_dict(ckpt.weights[self.role or ckpt.translator_role()])
+        else:
+            _set_weight_dtype(self.generator, torch.bfloat16)
+        self._weight_dtype = want
 
     def describe_speed(self) -> str:
         """How it runs, for the commands' output: ``cpu, bf16, channels_last`` and the like.
@@ -175,6 +229,7 @@ class Translator:
         )
         self.is_channels_last = nhwc
         _set_memory_format(self.generator, torch.channels_last if nhwc else torch.contiguous_format)
+        self._sync_weight_dtype()
         return self
 
     # ------------------------------------------------------------------ running
@@ -296,7 +351,9 @@ def load(
     ``mode`` defaults to the checkpoint's recorded ``test_mode``. ``catalog`` defaults to that of
     the installed plugins; the checkpoint's task must be registered in it. ``direction``
     (``AtoB``/``BtoA``) picks the role that translates that way in a two-way model (CycleGAN's
-    G or F); by default the direction the run trained.
+    G or F); by default the direction the run trained. ``precision`` ``auto`` is bf16 where
+    :func:`i2i.engine.devices.resolve_precision` says so (``i2i doctor``); the Translator then
+    keeps the convolutions' weights in bf16 (``bf16_weights``).
     """
     from i2i.engine.checkpoint import CheckpointError, build_role, load_checkpoint
     from i2i.task import reversed_task
@@ -341,4 +398,6 @@ def load(
         seed=seed,
         checkpoint=ckpt.path,
         channels_last=channels_last,
+        bf16_weights=True,
+        role=role,
     )
