@@ -38,6 +38,7 @@ from benchmarks.setups import (
 )
 from i2i import catalog as default_catalog
 from i2i.data import PreprocessConfig, build_dataset
+from i2i.engine.devices import autocast
 from i2i.inference.modes import set_test_mode
 from i2i.metrics.pixel import l1_per_image, psnr_per_image, ssim_per_image
 
@@ -78,24 +79,52 @@ def train(
 
 
 @torch.no_grad()
-def evaluate(root: Path, generator: torch.nn.Module, *, size: int = 128) -> dict[str, float]:
-    """Mean val L1, PSNR and SSIM of ``generator`` on facades/val resized to ``size``, fp32."""
+def evaluate(
+    root: Path, generator: torch.nn.Module, *, size: int = 128, precision: str = "fp32"
+) -> dict[str, float]:
+    """Mean val L1, PSNR and SSIM of ``generator`` on facades/val resized to ``size``."""
+    return evaluate_precisions(root, generator, size=size, precisions=(precision,))[precision]
+
+
+@torch.no_grad()
+def evaluate_precisions(
+    root: Path,
+    generator: torch.nn.Module,
+    *,
+    size: int = 128,
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+) -> dict[str, dict[str, float]]:
+    """Scores of ``generator`` run in each precision (autocast), on facades/val at ``size``.
+
+    Every precision sees the same dropout masks (the task's ``paper`` test mode, the seed reset
+    per image). With both fp32 and bf16, ``bf16_vs_fp32`` holds the mean PSNR (dB) between the
+    two paths' output images: how much bf16 inference changes what a user gets.
+    """
     task = default_catalog().tasks.get("facades").obj
     pre = PreprocessConfig(load_size=size, crop_size=size, mode="resize_and_crop", flip=False)
     val = build_dataset(task, Path(root) / "facades", "val", preprocess=pre, train=False)
     generator = generator.float().to(memory_format=torch.contiguous_format)
-    sums = dict.fromkeys(METRICS, 0.0)
+    sums = {p: dict.fromkeys(METRICS, 0.0) for p in precisions}
+    between = 0.0
     with set_test_mode(generator, "paper"), torch.random.fork_rng():
-        torch.manual_seed(0)
         for i in range(len(val)):
             item = val[i]
             x, y = item["input"][None], item["target"][None]
-            pred: Tensor = task.output_to_image(x, generator(x))
             real: Tensor = task.output_to_image(x, y)
-            sums["l1"] += float(l1_per_image(pred, real).sum())
-            sums["psnr"] += float(psnr_per_image(pred, real).sum())
-            sums["ssim"] += float(ssim_per_image(pred, real).sum())
-    return {k: v / len(val) for k, v in sums.items()}
+            preds = {}
+            for p in precisions:
+                torch.manual_seed(i)
+                with autocast(torch.device("cpu"), p):
+                    preds[p] = task.output_to_image(x, generator(x).float()).clamp(0, 1)
+                sums[p]["l1"] += float(l1_per_image(preds[p], real).sum())
+                sums[p]["psnr"] += float(psnr_per_image(preds[p], real).sum())
+                sums[p]["ssim"] += float(ssim_per_image(preds[p], real).sum())
+            if "fp32" in preds and "bf16" in preds:
+                between += float(psnr_per_image(preds["bf16"], preds["fp32"]).sum())
+    out = {p: {k: v / len(val) for k, v in m.items()} for p, m in sums.items()}
+    if "fp32" in preds and "bf16" in preds:
+        out["bf16_vs_fp32"] = {"psnr": between / len(val)}
+    return out
 
 
 def verdict(
@@ -138,10 +167,12 @@ def run_quality(
         + (f"\ni2i+ = {proposed.describe()}" if runs[-1][0].startswith("i2i+") else "")
     )
     scores: dict[str, dict[str, float]] = {}
+    inference: dict[str, dict[str, dict[str, float]]] = {}
     for name, settings, seed in runs:
         start = time.perf_counter()
         gen = train(root, settings, seed=seed, steps=steps)
-        scores[name] = evaluate(root, gen, size=SETUP.size)
+        inference[name] = evaluate_precisions(root, gen, size=SETUP.size)
+        scores[name] = inference[name]["fp32"]
         out(
             f"  {name}: trained in {time.perf_counter() - start:.0f} s; "
             + ", ".join(f"{k} {v:.4f}" for k, v in scores[name].items())
@@ -167,4 +198,54 @@ def run_quality(
         out(
             f"verdict: {'PASS' if ok else 'FAIL'} ({name} within the fp32 seed spread on every metric)"
         )
+    report["inference"] = inference_report(inference, fp32_seeds, out)
     return report
+
+
+def inference_report(
+    inference: dict[str, dict[str, dict[str, float]]], fp32_seeds: int, out=print
+) -> dict:
+    """bf16 against fp32 inference of every trained generator, against the fp32 seed spread.
+
+    bf16 inference passes for a generator when, on every metric, its score is no farther from
+    the same generator's fp32 score than fp32-trained generators of other seeds are from
+    fp32 seed 0 (all scored in fp32).
+
+    >>> def scores(l1):
+    ...     return {"l1": l1, "psnr": 13.0, "ssim": 0.2}
+    >>> s = {"fp32": scores(0.200), "bf16": scores(0.201), "bf16_vs_fp32": {"psnr": 50.0}}
+    >>> o = {"fp32": scores(0.210), "bf16": scores(0.210), "bf16_vs_fp32": {"psnr": 50.0}}
+    >>> inference_report({"fp32 seed 0": s, "fp32 seed 1": o}, 2, out=lambda *_: None)["pass"]
+    True
+    """
+    out(
+        "\nbf16 against fp32 inference of each trained generator (scores against the real "
+        "photos; PSNR between the two paths' outputs):\n"
+        "| generator | fp32 L1 / PSNR / SSIM | bf16 L1 / PSNR / SSIM | bf16 vs fp32 outputs |\n"
+        "|---|---|---|---|"
+    )
+    base = inference["fp32 seed 0"]["fp32"]
+    spread = {
+        k: max(abs(inference[f"fp32 seed {s}"]["fp32"][k] - base[k]) for s in range(1, fp32_seeds))
+        for k in base
+    }
+    ok = True
+    rows = {}
+    for name, r in inference.items():
+        diff = {k: abs(r["bf16"][k] - r["fp32"][k]) for k in base}
+        within = all(diff[k] <= spread[k] for k in base)
+        ok = ok and within
+        rows[name] = {**r, "within_seed_spread": within}
+        f, b = r["fp32"], r["bf16"]
+        out(
+            f"| {name} | {f['l1']:.4f} / {f['psnr']:.2f} / {f['ssim']:.4f} "
+            f"| {b['l1']:.4f} / {b['psnr']:.2f} / {b['ssim']:.4f} "
+            f"| {r['bf16_vs_fp32']['psnr']:.1f} dB |"
+        )
+    out(
+        "fp32 seed spread: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in spread.items())
+        + f"\nverdict: {'PASS' if ok else 'FAIL'} (bf16 inference within the fp32 seed spread "
+        "on every metric, for every generator)"
+    )
+    return {"rows": rows, "spread": spread, "pass": ok}

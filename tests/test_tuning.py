@@ -123,3 +123,19 @@ def test_the_real_measurement_on_tiny_shapes_gives_a_ratio():
 def test_choices_describe_how_they_were_decided():
     c = SpeedChoices("bf16", True, True, "measured", bf16_speedup=2.08)
     assert "measured: bf16 convolutions 2.08x fp32" in c.describe()
+
+
+def test_doctor_shows_the_choices_and_the_cache_file(machine, pm, tmp_path):
+    from click.testing import CliRunner
+
+    from i2i.cli import build_cli
+
+    machine(ZEN4, ratio=1.7)
+    cli = build_cli(pm)
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert result.exit_code == 0, result.output
+    assert "precision auto  bf16" in result.output
+    assert "measured: bf16 convolutions 1.70x fp32" in result.output
+    assert str(tmp_path / "cache") in result.output
+    report = json.loads(CliRunner().invoke(cli, ["doctor", "--json"]).output)
+    assert report["precision"] == "bf16" and report["cpu_choices"]["source"] == "measured"
