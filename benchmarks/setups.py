@@ -85,6 +85,8 @@ class PathSettings:
         if self.keep_heap:
             parts.append("glibc heap kept")
         if self.translator:
+            if self.precision == "bf16":
+                parts.append("bf16 weights")
             parts.append("through Translator.run")
         return ", ".join(parts)
 
