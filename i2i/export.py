@@ -180,7 +180,12 @@ def export_checkpoint(
     if fmt not in FORMATS:
         raise ExportError(f"export format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     translator = load(
-        checkpoint, catalog=catalog, mode="eval", device="cpu", precision="fp32", direction=direction
+        checkpoint,
+        catalog=catalog,
+        mode="eval",
+        device="cpu",
+        precision="fp32",
+        direction=direction,
     )
     m = translator.size_multiple
     # the smallest multiple of m of at least 64 px: a 4 px input would leave ResNet's
