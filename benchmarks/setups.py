@@ -289,7 +289,7 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
             mode="eval",
             precision=settings.precision,
             channels_last=settings.channels_last,
-            bf16_weights=True,  # as i2i.load and `i2i translate` build it
+            bf16_weights=True,  # as `i2i translate` builds it
         )
         if settings.compile:
             translator.generator = torch.compile(gen)

@@ -374,6 +374,8 @@ def test_converted_pix2pix_translates_with_the_cli(cli, tmp_path):
             str(tmp_path / "t"),
             "--mode",
             "eval",
+            "--precision",  # the official fp32 outputs to the 8-bit step (auto may be bf16)
+            "fp32",
         ],
     )
     assert result.exit_code == 0, result.output

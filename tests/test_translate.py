@@ -250,8 +250,9 @@ def test_bf16_precision_is_close_to_fp32(run_dir, module_catalog):
 def test_bf16_weights_give_the_autocast_result_and_switch_back_to_exact_fp32(
     run_dir, module_catalog
 ):
-    """load() keeps bf16 weights while running bf16: the same output as autocast over fp32
-    weights, half the memory; switching to fp32 reloads the checkpoint's fp32 weights."""
+    """bf16_weights (what `i2i translate` asks for) keeps bf16 weights while running bf16: the
+    same output as autocast over fp32 weights, half the memory; switching to fp32 reloads the
+    checkpoint's fp32 weights. The Python API's default leaves the generator in fp32."""
     img = torch.rand(3, 40, 48)
     fp32 = load(run_dir, catalog=module_catalog, precision="fp32")
     over_fp32 = Translator(
@@ -260,7 +261,10 @@ def test_bf16_weights_give_the_autocast_result_and_switch_back_to_exact_fp32(
     expected_fp32, expected_bf16 = fp32.translate(img), over_fp32.translate(img)
     assert all(p.dtype == torch.float32 for p in fp32.generator.parameters())
 
-    tr = load(run_dir, catalog=module_catalog, precision="bf16")
+    plain = load(run_dir, catalog=module_catalog, precision="bf16")  # the API default
+    assert all(p.dtype == torch.float32 for p in plain.generator.parameters())
+    assert torch.equal(plain.translate(img), expected_bf16)
+    tr = load(run_dir, catalog=module_catalog, precision="bf16", bf16_weights=True)
     conv = next(m for m in tr.generator.modules() if isinstance(m, nn.Conv2d))
     norm = next(m for m in tr.generator.modules() if isinstance(m, nn.BatchNorm2d))
     assert conv.weight.dtype == torch.bfloat16 and norm.weight.dtype == torch.float32

@@ -162,6 +162,7 @@ def translate_cmd(
                 seed=seed,
                 channels_last=channels_last,
                 direction=direction,
+                bf16_weights=True,  # nothing here calls the generator outside the Translator
             )
         except _user_errors() as exc:
             sharding.agree(exc, info, where)

@@ -92,7 +92,7 @@ class Translator:
     the U-Net's convolutions faster so; see benchmarks/README.md); outputs equal the NCHW
     ones up to float rounding.
 
-    ``bf16_weights`` (what :func:`load` sets): while the precision is bf16, the convolutions'
+    ``bf16_weights`` (what ``i2i translate`` asks :func:`load` for): while the precision is bf16, the convolutions'
     weights are stored in bf16 instead of fp32 (half their memory, and none of the casts
     autocast would otherwise make on every call; the same results, as autocast rounds the
     same way). Setting another precision then reloads the fp32 weights from ``checkpoint``
@@ -345,15 +345,18 @@ def load(
     seed: int | None = 0,
     channels_last: bool | None = None,
     direction: str | None = None,
+    bf16_weights: bool = False,
 ) -> Translator:
     """A :class:`Translator` for a checkpoint folder, or a run folder (its latest checkpoint).
 
-    ``mode`` defaults to the checkpoint's recorded ``test_mode``. ``catalog`` defaults to that of
-    the installed plugins; the checkpoint's task must be registered in it. ``direction``
-    (``AtoB``/``BtoA``) picks the role that translates that way in a two-way model (CycleGAN's
-    G or F); by default the direction the run trained. ``precision`` ``auto`` is bf16 where
-    :func:`i2i.engine.devices.resolve_precision` says so (``i2i doctor``); the Translator then
-    keeps the convolutions' weights in bf16 (``bf16_weights``).
+        ``mode`` defaults to the checkpoint's recorded ``test_mode``. ``catalog`` defaults to that of
+        the installed plugins; the checkpoint's task must be registered in it. ``direction``
+        (``AtoB``/``BtoA``) picks the role that translates that way in a two-way model (CycleGAN's
+        G or F); by default the direction the run trained. ``precision`` ``auto`` is bf16 where
+    :func:`i2i.engine.devices.resolve_precision` says so (``i2i doctor``). ``bf16_weights``
+        (what ``i2i translate`` sets) keeps the convolutions' weights in bf16 while running bf16:
+        faster, less memory, the same outputs, but ``translator.generator`` is then no longer an
+        fp32 module to call on its own.
     """
     from i2i.engine.checkpoint import CheckpointError, build_role, load_checkpoint
     from i2i.task import reversed_task
@@ -398,6 +401,6 @@ def load(
         seed=seed,
         checkpoint=ckpt.path,
         channels_last=channels_last,
-        bf16_weights=True,
+        bf16_weights=bf16_weights,
         role=role,
     )
