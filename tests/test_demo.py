@@ -27,6 +27,7 @@ from i2i.catalog import Catalog
 from i2i.data import decode_image
 from i2i.demo import Limits, load_models, make_server
 from i2i.demo.server import DemoServer
+from i2i.engine.devices import resolve_precision
 from i2i.plugins import make_plugin_manager
 from i2i.task import CANVASES
 from tests.browser import DevTools, chromium
@@ -440,7 +441,8 @@ def test_demo_command_serves_until_interrupted_and_refuses_a_busy_port(facades_r
         url = re.search(r"http://127\.0\.0\.1:(\d+)/", seen[-1])
         assert url, seen
         port = int(url.group(1))
-        assert "f: task facades, unet_128, paper mode, cpu fp32" in seen[0]
+        auto = resolve_precision("auto", torch.device("cpu"))  # bf16 on CPUs that run it natively
+        assert f"f: task facades, unet_128, paper mode, cpu {auto}" in seen[0]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("GET", "/")
         assert b"<canvas" in conn.getresponse().read()
