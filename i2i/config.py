@@ -210,7 +210,11 @@ class RunConfig:
         choices=PRECISIONS,
         resumable=True,
     )
-    channels_last: bool = option(False, "NHWC memory format [off].", resumable=True)
+    channels_last: bool | None = option(
+        None,
+        "NHWC memory format [auto: on where measured faster, see `i2i doctor`].",
+        resumable=True,
+    )
     compile: bool = option(False, "Wrap the networks with torch.compile [off].", resumable=True)
     test_mode: str = option(
         "paper",

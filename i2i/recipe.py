@@ -184,6 +184,8 @@ class RecipeSetup:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
     dist: DistInfo | None = None
+    #: The resolved memory format (the run's ``channels_last``, ``None`` decided by the engine).
+    channels_last: bool = False
 
     def generator(
         self,
@@ -238,7 +240,7 @@ class RecipeSetup:
         net = build_network(self.catalog, spec)
         if self.dist is not None:
             net = use_sync_batchnorm(net, self.device, self.dist)
-        memory_format = torch.channels_last if self.config.channels_last else torch.preserve_format
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
         return net.to(self.device, memory_format=memory_format), spec
 
     def adam(
@@ -324,7 +326,7 @@ class RecipeStep:
         """Take device, precision and memory format from ``setup``; returns ``self``."""
         self.device = setup.device
         self.precision = setup.precision
-        self.channels_last = setup.config.channels_last
+        self.channels_last = setup.channels_last
         return self
 
     # ----------------------------------------------------------------- what subclasses give

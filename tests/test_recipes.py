@@ -166,6 +166,12 @@ def test_a_plugin_recipe_trains_saves_its_roles_resumes_and_translates(tmp_path)
     assert ckpt.recipe == "l1_only" and ckpt.translators == {"AtoB": "regressor"}
     assert ckpt.config["recipe_options"] == {"weight": 2.0}
     assert int(ckpt.train_state()["recipe"]["seen"]) == 2
+    resolved = json.loads((run / "resolved.json").read_text())  # what "auto" became
+    assert (resolved["device"], resolved["precision"], resolved["channels_last"]) == (
+        "cpu",
+        "fp32",
+        False,  # channels_last auto: NHWC only with bf16 where measured faster
+    )
 
     resumed = train(cfg.replace(max_steps=4), catalog=catalog, resume=run, quiet=True)
     assert ck.load_checkpoint(resumed).step == 4

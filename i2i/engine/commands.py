@@ -20,7 +20,7 @@ from i2i.registry import UnknownComponentError
 def _click_option(f: dataclasses.Field) -> Callable[[Any], Any]:
     """The ``i2i run`` option of one RunConfig field, from its declaration (None: not given)."""
     meta, name = f.metadata, f.name.replace("_", "-")
-    if f.type == "bool":
+    if f.type in ("bool", "bool | None"):
         if meta["flag"]:  # a plain flag: on when given
             return click.option(meta["flag"], f.name, is_flag=True, default=None, help=meta["help"])
         return click.option(f"--{name}/--no-{name}", f.name, default=None, help=meta["help"])

@@ -33,7 +33,7 @@ from i2i.config import (
     validate_config,
 )
 from i2i.engine import checkpoint as ckpt_io
-from i2i.engine.devices import resolve_device, resolve_precision
+from i2i.engine.devices import resolve_channels_last, resolve_device, resolve_precision
 from i2i.engine.distributed import (
     DistInfo,
     barrier,
@@ -47,10 +47,19 @@ from i2i.engine.validate import task_metrics
 from i2i.recipe import RecipeSetup, Wrapping
 
 RUN_CONFIG_FILE = "config.json"
+#: What ``auto`` settings resolved to in this run (device, precision, layout, optimizer).
+RESOLVED_FILE = "resolved.json"
 
 
 #: What an i2i run writes into its folder (``--overwrite`` removes these, nothing else).
-RUN_OUTPUTS = (RUN_CONFIG_FILE, METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR, ckpt_io.CHECKPOINTS_DIR)
+RUN_OUTPUTS = (
+    RUN_CONFIG_FILE,
+    RESOLVED_FILE,
+    METRICS_FILE,
+    SAMPLES_DIR,
+    TENSORBOARD_DIR,
+    ckpt_io.CHECKPOINTS_DIR,
+)
 
 
 class RunDirError(ConfigError):
@@ -191,7 +200,12 @@ def train(
             device=device,
             precision=precision,
             dist=dist,
+            channels_last=resolve_channels_last(
+                cfg.channels_last, device, precision, training=True
+            ),
         )
+        if dist.is_main:
+            ckpt_io.write_json_atomic(run_dir / RESOLVED_FILE, resolved_settings(setup))
         step = recipe.build(setup)
         if cfg.init_from and checkpoint is None:
             init_weights(step, cfg.init_from)
@@ -225,7 +239,7 @@ def train(
         step.wrap(_wrapping(device, dist, compile_=cfg.compile))
         if dist.is_main and not quiet:
             (echo or _stderr)(
-                f"device {device}, precision {precision}"
+                f"device {device}, precision {precision}, channels_last {setup.channels_last}"
                 + (f", {dist.world_size} processes" if dist.enabled else "")
                 + (f"; resuming {checkpoint.path}" if checkpoint else "")
             )
@@ -243,6 +257,25 @@ def _stderr(msg: str) -> None:
 
 def _local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def resolved_settings(setup: RecipeSetup) -> dict[str, Any]:
+    """What the run's ``auto`` settings became on this machine, for ``resolved.json``."""
+    import dataclasses
+
+    from i2i.engine.devices import fused_adam_supported
+    from i2i.engine.tuning import speed_choices
+
+    out: dict[str, Any] = {
+        "device": str(setup.device),
+        "precision": setup.precision,
+        "channels_last": setup.channels_last,
+        "adam": "flat-fused" if fused_adam_supported(setup.device.type) else "foreach",
+        "torch": torch.__version__,
+    }
+    if setup.device.type == "cpu":
+        out["cpu_choices"] = dataclasses.asdict(speed_choices())
+    return out
 
 
 def _wrapping(device: torch.device, dist: DistInfo, *, compile_: bool) -> Wrapping:

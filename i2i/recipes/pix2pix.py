@@ -230,7 +230,7 @@ class Pix2PixRecipe(Recipe):
             conditional=cfg.conditional,
             device=setup.device,
             precision=setup.precision,
-            channels_last=cfg.channels_last,
+            channels_last=setup.channels_last,
             specs=specs,
             translators={cfg.direction: "generator"},
         )
