@@ -86,8 +86,8 @@ def _fmt_mb(value: int | None) -> str:
 def paths_for(spec: RowSpec) -> dict[str, PathSettings]:
     """``reference``, ``i2i`` (the defaults) and ``i2i+`` (proposals) where it differs.
 
-    >>> sorted(paths_for(DEFAULT_ROWS[0]))
-    ['i2i', 'i2i+', 'reference']
+    >>> {"i2i", "reference"} <= set(paths_for(DEFAULT_ROWS[0]))  # i2i+ where proposals differ
+    True
     """
     if spec.kind == "train":
         default, proposed = engine_defaults(), proposed_training()

@@ -349,14 +349,14 @@ def load(
 ) -> Translator:
     """A :class:`Translator` for a checkpoint folder, or a run folder (its latest checkpoint).
 
-        ``mode`` defaults to the checkpoint's recorded ``test_mode``. ``catalog`` defaults to that of
-        the installed plugins; the checkpoint's task must be registered in it. ``direction``
-        (``AtoB``/``BtoA``) picks the role that translates that way in a two-way model (CycleGAN's
-        G or F); by default the direction the run trained. ``precision`` ``auto`` is bf16 where
+    ``mode`` defaults to the checkpoint's recorded ``test_mode``. ``catalog`` defaults to that of
+    the installed plugins; the checkpoint's task must be registered in it. ``direction``
+    (``AtoB``/``BtoA``) picks the role that translates that way in a two-way model (CycleGAN's
+    G or F); by default the direction the run trained. ``precision`` ``auto`` is bf16 where
     :func:`i2i.engine.devices.resolve_precision` says so (``i2i doctor``). ``bf16_weights``
-        (what ``i2i translate`` sets) keeps the convolutions' weights in bf16 while running bf16:
-        faster, less memory, the same outputs, but ``translator.generator`` is then no longer an
-        fp32 module to call on its own.
+    (what ``i2i translate`` sets) keeps the convolutions' weights in bf16 while running bf16:
+    faster, less memory, the same outputs, but ``translator.generator`` is then no longer an
+    fp32 module to call on its own.
     """
     from i2i.engine.checkpoint import CheckpointError, build_role, load_checkpoint
     from i2i.task import reversed_task
