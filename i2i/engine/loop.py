@@ -39,13 +39,13 @@ from i2i.engine.distributed import (
 )
 from i2i.engine.faults import MAX_CONSECUTIVE_NONFINITE, RunFaults, SkippedFiles, TrainingDiverged
 from i2i.engine.reporting import METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR, RunReport
-from i2i.engine.rng import capture_rng_state, derive_seed, restore_rng_state
 from i2i.engine.sampling import EpochSampler, epoch_loader
-from i2i.engine.schedule import load_schedulers, lr_factor, make_schedulers
+from i2i.engine.schedule import lr_factor, make_schedulers
 from i2i.engine.signals import StopRequests, TrainingInterrupted
 from i2i.engine.step import NonFiniteLossError, TrainStep
 from i2i.engine.throughput import LossMeter
 from i2i.engine.tracking import drop_torn_line
+from i2i.engine.train_state import ResumableState
 from i2i.engine.validate import RunEvaluation, metric_record
 from i2i.task import Task
 
@@ -66,7 +66,7 @@ def _untimed(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class Trainer:
+class Trainer(ResumableState):
     """Runs a recipe's step over a dataset for the epochs and steps of a :class:`RunConfig`.
 
     Only rank 0 logs, validates and writes files; other ranks wait at barriers.
@@ -147,53 +147,6 @@ class Trainer:
         if not self.dist.enabled:
             return None
         return functools.partial(any_rank, info=self.dist, device=self.device)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything but the weights needed to continue: counters, optimizers, RNG."""
-        return {
-            "step": self.global_step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "world_size": self.dist.world_size,
-            "batch_size": self.config.batch_size,
-            "recipe": self.step.state_dict(),
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "rng": capture_rng_state(),
-            **self.faults.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        same_split = (state.get("world_size", 1), state.get("batch_size")) == (
-            self.dist.world_size,
-            self.config.batch_size,
-        )
-        # otherwise the position inside an epoch means another thing: restart the epoch
-        self.batch_in_epoch = int(state["batch_in_epoch"]) if same_split else 0
-        self.global_step = int(state["step"])
-        self.epoch = int(state["epoch"])
-        self.step.load_state_dict(state["recipe"])
-        cfg = self.config
-        load_schedulers(
-            self.schedulers,
-            state["schedulers"],
-            epochs=cfg.epochs,
-            epochs_decay=cfg.epochs_decay,
-            epoch=self.epoch,
-        )
-        restore_rng_state(state["rng"])
-        self.faults.load_state_dict(state)
-        if self.dist.rank > 0:
-            torch.manual_seed(derive_seed(self.config.seed, self.global_step, self.dist.rank))
-        self._last_saved = self.global_step
-
-    def restore(self, checkpoint: ckpt_io.Checkpoint) -> None:
-        """Load weights and training state from ``checkpoint`` (before any wrapping)."""
-        for role, module in self.step.modules().items():
-            if role not in checkpoint.weights:
-                raise ckpt_io.CheckpointError(f"Checkpoint {checkpoint.path} has no {role} weights")
-            module.load_state_dict(checkpoint.weights[role], strict=True)
-        self.load_state_dict(checkpoint.train_state())
-        self.last_checkpoint = checkpoint.path
 
     # ------------------------------------------------------------------ running
 
