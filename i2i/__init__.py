@@ -39,6 +39,8 @@ _LAZY = {
     "set_requires_grad": "i2i.engine.step",
     "NonFiniteLossError": "i2i.engine.step",
     "in_test_mode": "i2i.engine.validate",
+    "init_weights": "i2i.models.layers",
+    "norm_layer": "i2i.models.layers",
 }
 
 
@@ -110,6 +112,8 @@ __all__ = [
     "autocast",
     "check_finite",
     "in_test_mode",
+    "init_weights",
+    "norm_layer",
     "make_grad_scaler",
     "set_requires_grad",
     "Entry",

@@ -25,17 +25,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from i2i import init_weights, norm_layer
+
 NORMS = ("batch", "instance", "none")
 N_DOWNSAMPLING = 2
-
-
-def _norm(norm: str, channels: int) -> nn.Module:
-    """The official code's norm layer: affine BatchNorm, plain InstanceNorm, or nothing."""
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    return nn.Identity()
 
 
 class ResnetBlock(nn.Module):
@@ -51,7 +44,7 @@ class ResnetBlock(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
-            _norm(norm, channels),
+            norm_layer(norm, channels),
             nn.ReLU(inplace=True),
         ]
         if dropout:
@@ -59,7 +52,7 @@ class ResnetBlock(nn.Module):
         layers += [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
-            _norm(norm, channels),
+            norm_layer(norm, channels),
         ]
         self.conv_block = nn.Sequential(*layers)
 
@@ -109,14 +102,14 @@ class ResnetGenerator(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, 7, bias=bias),
-            _norm(norm, ngf),
+            norm_layer(norm, ngf),
             nn.ReLU(inplace=True),
         ]
         width = ngf
         for _ in range(N_DOWNSAMPLING):
             layers += [
                 nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=bias),
-                _norm(norm, width * 2),
+                norm_layer(norm, width * 2),
                 nn.ReLU(inplace=True),
             ]
             width *= 2
@@ -128,13 +121,13 @@ class ResnetGenerator(nn.Module):
                 nn.ConvTranspose2d(
                     width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
                 ),
-                _norm(norm, width // 2),
+                norm_layer(norm, width // 2),
                 nn.ReLU(inplace=True),
             ]
             width //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -147,18 +140,6 @@ class ResnetGenerator(nn.Module):
         if h % m or w % m:
             raise ValueError(f"{type(self).__name__} needs H and W multiples of {m}, got {h} x {w}")
         return self.model(x)
-
-
-def _init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """The pix2pix/CycleGAN init: conv weights ~ N(0, std), BatchNorm weights ~ N(1, std), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
 
 
 def resnet_9blocks(
