@@ -39,6 +39,7 @@ from i2i.engine.devices import (
     make_adam,
     resolve_channels_last,
     resolve_precision,
+    resolve_prepack,
 )
 from i2i.engine.step import Pix2PixStep
 from i2i.losses import Objective
@@ -64,6 +65,7 @@ class PathSettings:
     keep_heap: bool = False  # i2i.engine.devices.keep_freed_memory
     flat_adam: bool = False  # i2i.engine.flat_adam.FlatFusedAdam (make_adam's fused Adam)
     translator: bool = False  # inference through i2i's Translator
+    prepack: bool = False  # Translator: convolution weights pre-packed for oneDNN
 
     def describe(self) -> str:
         """One line for the table's legend.
@@ -87,6 +89,8 @@ class PathSettings:
         if self.translator:
             if self.precision == "bf16":
                 parts.append("bf16 weights")
+            if self.prepack:
+                parts.append("pre-packed for oneDNN")
             parts.append("through Translator.run")
         return ", ".join(parts)
 
@@ -139,6 +143,7 @@ def translator_defaults(device: torch.device = DEVICE) -> PathSettings:
         flush_denormal=device.type == "cpu",  # `i2i translate` sets both (tune_cpu_process)
         keep_heap=device.type == "cpu",
         translator=True,
+        prepack=resolve_prepack(None, device, precision),
     )
 
 
@@ -290,6 +295,7 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
             precision=settings.precision,
             channels_last=settings.channels_last,
             bf16_weights=True,  # as `i2i translate` builds it
+            prepack=settings.prepack,
         )
         if settings.compile:
             translator.generator = torch.compile(gen)

@@ -138,7 +138,12 @@ def load_models(
     models: list[DemoModel] = []
     for path in checkpoints:
         translator = load_translator(
-            path, catalog=catalog, device=device, precision=precision, direction=direction
+            path,
+            catalog=catalog,
+            device=device,
+            precision=precision,
+            direction=direction,
+            bf16_weights=True,  # the demo calls the generator only through the Translator
         )
         base = Path(path).resolve().name or str(path)
         taken = {m.name for m in models}

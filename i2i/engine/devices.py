@@ -6,7 +6,7 @@ The one place that decides how training, validation and inference run: ``i2i run
 it, fp16 with a gradient scaler on older CUDA GPUs, and on the CPU what
 :func:`i2i.engine.tuning.speed_choices` decided for this machine (bf16 where the CPU runs it
 natively and faster, fp32 elsewhere). :func:`resolve_channels_last` does the same for the
-memory format (``None`` = auto).
+memory format and :func:`resolve_prepack` for inference's pre-packed weights (``None`` = auto).
 
 >>> resolve_device("cpu")
 device(type='cpu')
@@ -143,6 +143,27 @@ def resolve_channels_last(
     if not training:
         return choices.channels_last_infer
     return precision == "bf16" and choices.channels_last_train
+
+
+def resolve_prepack(value: bool | None, device: torch.device, precision: str) -> bool:
+    """Whether inference runs its convolutions with weights pre-packed for oneDNN
+    (:mod:`i2i.inference.packing`); ``None`` decides.
+
+    Only on the CPU, with a torch that has the packed ops. ``None``: where
+    :func:`i2i.engine.tuning.speed_choices` says packing pays for ``precision`` on this CPU.
+
+    >>> resolve_prepack(True, torch.device("meta"), "fp32"), resolve_prepack(False, torch.device("cpu"), "bf16")
+    (False, False)
+    """
+    from i2i.inference.packing import packing_available
+
+    if device.type != "cpu" or not packing_available() or value is False:
+        return False
+    if value:
+        return True
+    from i2i.engine.tuning import speed_choices
+
+    return precision in speed_choices().prepack_infer
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

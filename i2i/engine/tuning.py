@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 CACHE_ENV = "I2I_CACHE"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: prepack_infer
 #: bf16 becomes ``auto`` only where its convolutions measured at least this much faster
 BF16_MIN_RATIO = 1.25
 
@@ -105,7 +105,9 @@ class SpeedChoices:
     - ``channels_last_infer``: NHWC generator weights in the Translator (a win everywhere
       measured);
     - ``source``: ``features`` (the CPU's flags settled it) or ``measured`` (a short conv
-      timing did; ``bf16_speedup`` is its bf16 / fp32 ratio).
+      timing did; ``bf16_speedup`` is its bf16 / fp32 ratio);
+    - ``prepack_infer``: the inference precisions whose convolutions run with weights
+      pre-packed for oneDNN (:mod:`i2i.inference.packing`).
     """
 
     precision: str
@@ -113,6 +115,7 @@ class SpeedChoices:
     channels_last_infer: bool
     source: str
     bf16_speedup: float | None = None
+    prepack_infer: tuple[str, ...] = ()
     cpu: str = ""
     torch_version: str = torch.__version__
 
@@ -126,6 +129,8 @@ class SpeedChoices:
         cl = [k for k, on in (("training", self.channels_last_train), ("inference", self.channels_last_infer)) if on]  # fmt: skip
         if cl:
             parts.append(f"channels_last {' and '.join(cl)}")
+        if self.prepack_infer:
+            parts.append(f"pre-packed {'/'.join(self.prepack_infer)} inference weights")
         how = "decided from the CPU features"
         if self.source == "measured":
             how = f"measured: bf16 convolutions {self.bf16_speedup:.2f}x fp32"
@@ -171,7 +176,9 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
       inference: today's measured defaults, nothing measured;
     - AMX: bf16 with channels_last (bf16 convolutions 6.7x fp32), nothing measured;
     - native bf16 without AMX: bf16 when ``measure()`` (bf16 / fp32 speed) reaches
-      ``BF16_MIN_RATIO``, else fp32 (``measure`` defaults to :func:`bf16_conv_speedup`).
+      ``BF16_MIN_RATIO``, else fp32 (``measure`` defaults to :func:`bf16_conv_speedup`);
+    - wherever inference runs bf16, its convolution weights are pre-packed for oneDNN
+      (measured 1.7-2x faster inference on the AMX machine, benchmarks/README.md).
 
     >>> zen4 = CpuFeatures("z", bf16=True, amx=False, avx512_bf16=True, avx2=True)
     >>> decide(zen4, measure=lambda: 2.1).precision, decide(zen4, measure=lambda: 0.9).precision
@@ -181,11 +188,17 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
     if not cpu.bf16:
         return SpeedChoices("fp32", False, True, "features", **base)
     if cpu.amx:
-        return SpeedChoices("bf16", True, True, "features", **base)
+        return SpeedChoices("bf16", True, True, "features", prepack_infer=("bf16",), **base)
     ratio = float((measure or bf16_conv_speedup)())
     bf16 = ratio >= BF16_MIN_RATIO
     return SpeedChoices(
-        "bf16" if bf16 else "fp32", bf16, True, "measured", bf16_speedup=round(ratio, 3), **base
+        "bf16" if bf16 else "fp32",
+        bf16,
+        True,
+        "measured",
+        bf16_speedup=round(ratio, 3),
+        prepack_infer=("bf16",) if bf16 else (),
+        **base,
     )
 
 
@@ -212,6 +225,7 @@ def cache_file(cpu: CpuFeatures) -> Path:
 def _read_cache(path: Path) -> SpeedChoices | None:
     try:
         data = json.loads(path.read_text())
+        data["prepack_infer"] = tuple(data.get("prepack_infer", ()))
         return SpeedChoices(**data)
     except (OSError, ValueError, TypeError):
         return None

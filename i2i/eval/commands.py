@@ -166,6 +166,7 @@ def eval_cmd(
                 mode=mode,
                 precision=precision,
                 direction=direction,
+                bf16_weights=True,  # scored only through the Translator
             )
         if segmenter is not None:
             seg = open_segmenter(

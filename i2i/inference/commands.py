@@ -76,6 +76,12 @@ direction_option = click.option(
     help="Generator weights in NHWC. Default: as `i2i doctor` says (on for the CPU).",
 )
 @click.option(
+    "--prepack/--no-prepack",
+    default=None,
+    help="On the CPU, reorder the convolution weights for oneDNN once instead of on every "
+    "call. Default: as `i2i doctor` says (on where inference runs bf16).",
+)
+@click.option(
     "--tile",
     default=DEFAULT_TILE,
     show_default=True,
@@ -116,6 +122,7 @@ def translate_cmd(
     batch_size: int,
     precision: str,
     channels_last: bool | None,
+    prepack: bool | None,
     tile: int,
     overlap: int | None,
     device: str,
@@ -163,6 +170,7 @@ def translate_cmd(
                 channels_last=channels_last,
                 direction=direction,
                 bf16_weights=True,  # nothing here calls the generator outside the Translator
+                prepack=prepack,
             )
         except _user_errors() as exc:
             sharding.agree(exc, info, where)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from i2i.catalog import Catalog
 from i2i.engine.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
 from i2i.inference.modes import check_mode, set_test_mode
+from i2i.inference.packing import is_packed, pack_convolutions, unpack_convolutions
 from i2i.inference.padding import crop, pad_to_multiple
 from i2i.inference.tiling import tiled_forward
 from i2i.task import Task
@@ -92,10 +93,13 @@ class Translator:
     the U-Net's convolutions faster so; see benchmarks/README.md); outputs equal the NCHW
     ones up to float rounding.
 
-    ``bf16_weights`` (what ``i2i translate`` asks :func:`load` for): while the precision is bf16, the convolutions'
-    weights are stored in bf16 instead of fp32 (half their memory, and none of the casts
-    autocast would otherwise make on every call; the same results, as autocast rounds the
-    same way). Setting another precision then reloads the fp32 weights from ``checkpoint``
+    ``bf16_weights`` (what ``i2i translate`` asks :func:`load` for) lets the Translator store
+    the generator's convolution weights its own way: in bf16 while the precision is bf16
+    (half their memory, and none of the casts autocast would otherwise make on every call;
+    the same results, as autocast rounds the same way), and on the CPU pre-packed for oneDNN
+    where ``prepack`` says so (:mod:`i2i.inference.packing`: the weights' reorder done once
+    instead of on every call; ``None``: as :func:`i2i.engine.devices.resolve_prepack`
+    decides). Setting another precision then reloads the fp32 weights from ``checkpoint``
     (those of ``role``, default its translator in the trained direction).
     """
 
@@ -116,9 +120,11 @@ class Translator:
         channels_last: bool | None = None,
         bf16_weights: bool = False,
         role: str | None = None,
+        prepack: bool | None = None,
     ):
         self.generator = generator
         self.bf16_weights = bf16_weights
+        self.prepack = prepack
         self.role = role
         self._weight_dtype = torch.float32
         self.channels_last = channels_last
@@ -164,11 +170,39 @@ class Translator:
         if hasattr(self, "device"):  # not while __init__ is still setting up
             self._sync_weight_dtype()
 
+    @property
+    def prepack(self) -> bool | None:
+        """Pre-pack the convolution weights for oneDNN (with ``bf16_weights``, on the CPU):
+        ``True``, ``False`` or ``None`` (auto); assign to switch."""
+        return self._prepack
+
+    @prepack.setter
+    def prepack(self, value: bool | None) -> None:
+        self._prepack = value
+        if hasattr(self, "device"):  # not while __init__ is still setting up
+            self._sync_weight_dtype()
+
     def _sync_weight_dtype(self) -> None:
-        """bf16 weights while running bf16 (with ``bf16_weights``), else fp32 ones."""
+        """bf16 weights while running bf16 (with ``bf16_weights``), else fp32 ones; packed
+        where :meth:`packs_weights` says so."""
         want = torch.bfloat16 if self.bf16_weights and self.precision == "bf16" else torch.float32
-        if want == self._weight_dtype:
-            return
+        pack = self.packs_weights
+        if want != self._weight_dtype or not pack:
+            unpack_convolutions(self.generator)
+        if want != self._weight_dtype:
+            self._set_weight_dtype(want)
+        if pack and not is_packed(self.generator):
+            pack_convolutions(self.generator, channels_last=self.is_channels_last)
+
+    @property
+    def packs_weights(self) -> bool:
+        """Whether the convolutions run with pre-packed weights (``bf16_weights`` on the CPU,
+        ``prepack`` on or decided so for this CPU and precision)."""
+        from i2i.engine.devices import resolve_prepack
+
+        return self.bf16_weights and resolve_prepack(self.prepack, self.device, self.precision)
+
+    def _set_weight_dtype(self, want: torch.dtype) -> None:
         if want == torch.float32:
             if self.checkpoint is None:
                 raise ValueError(
@@ -193,7 +227,8 @@ class Translator:
         'cpu, fp32, NCHW'
         """
         layout = "channels_last" if self.is_channels_last else "NCHW"
-        return f"{self.device}, {self.precision}, {layout}"
+        packed = ", packed weights" if is_packed(self.generator) else ""
+        return f"{self.device}, {self.precision}, {layout}{packed}"
 
     @property
     def tile(self) -> int:
@@ -223,6 +258,7 @@ class Translator:
     def to(self, device: str | torch.device) -> Translator:
         """Move the generator to ``device`` (``"auto"``: CUDA when available) and return ``self``."""
         self.device = resolve_device(device)
+        unpack_convolutions(self.generator)  # packed weights live on the CPU only
         self.generator.to(self.device)
         nhwc = resolve_channels_last(
             self.channels_last, self.device, self.precision, training=False
@@ -346,6 +382,7 @@ def load(
     channels_last: bool | None = None,
     direction: str | None = None,
     bf16_weights: bool = False,
+    prepack: bool | None = None,
 ) -> Translator:
     """A :class:`Translator` for a checkpoint folder, or a run folder (its latest checkpoint).
 
@@ -356,7 +393,8 @@ def load(
     :func:`i2i.engine.devices.resolve_precision` says so (``i2i doctor``). ``bf16_weights``
     (what ``i2i translate`` sets) keeps the convolutions' weights in bf16 while running bf16:
     faster, less memory, the same outputs, but ``translator.generator`` is then no longer an
-    fp32 module to call on its own.
+    fp32 module to call on its own; with it, ``prepack`` (``None``: auto) pre-packs the
+    convolutions' weights for oneDNN on the CPU (:mod:`i2i.inference.packing`).
     """
     from i2i.engine.checkpoint import CheckpointError, build_role, load_checkpoint
     from i2i.task import reversed_task
@@ -403,4 +441,5 @@ def load(
         channels_last=channels_last,
         bf16_weights=bf16_weights,
         role=role,
+        prepack=prepack,
     )

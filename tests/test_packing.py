@@ -1,0 +1,154 @@
+"""Inference with convolution weights pre-packed for oneDNN: same outputs, nothing lost."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from i2i.catalog import Catalog
+from i2i.engine import devices, tuning
+from i2i.engine.tuning import CpuFeatures
+from i2i.inference import load
+from i2i.inference.packing import (
+    is_packed,
+    pack_convolutions,
+    packing_available,
+    unpack_convolutions,
+)
+from i2i.models import UNetGenerator
+from i2i.models.layers import set_speedups
+from i2i.plugins import make_plugin_manager
+from tests.test_translate import make_checkpoint
+
+pytestmark = pytest.mark.skipif(
+    not packing_available(), reason="this torch build has no oneDNN packed convolutions"
+)
+AVX2 = CpuFeatures("AMD EPYC (Zen 3)", bf16=False, amx=False, avx512_bf16=False, avx2=True)
+AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True)
+
+
+def unet(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    net = UNetGenerator(3, 3, num_downs=5, ngf=8).eval()
+    for m in net.modules():  # non-trivial running statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_a_packed_unet_gives_the_same_fp32_outputs_and_unpacks_bit_for_bit(channels_last):
+    net = unet()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        expected = net(x)
+        assert pack_convolutions(net, channels_last=channels_last) == 10
+        assert is_packed(net)
+        got = net(x)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    assert unpack_convolutions(net) == 10 and not is_packed(net)
+    after = net.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    conv = net.encoder[1][1]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    with torch.no_grad():
+        assert torch.equal(net(x), expected)
+
+
+def test_packed_bf16_weights_run_close_to_autocast_and_take_no_extra_memory():
+    net = unet()
+    ref = unet()
+    set_speedups(ref, False)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        expected = ref(x).float()
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            m.to(torch.bfloat16)
+    pack_convolutions(net)
+    conv = net.encoder[2][1]
+    assert conv.weight.numel() == 0 and conv.weight.dtype == torch.bfloat16  # no second copy
+    with torch.no_grad():
+        got = net(x).float()
+    assert (got - expected).abs().max() < 0.02  # bf16 rounding, different kernels
+
+
+def test_layers_it_cannot_pack_are_left_alone():
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
+        nn.Conv2d(4, 4, 3, padding="same"),
+        nn.Conv2d(4, 4, 3, padding=1),
+    )
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        expected = net(x)
+        assert pack_convolutions(net) == 1
+        torch.testing.assert_close(net(x), expected, atol=1e-5, rtol=1e-4)
+    assert net[0].weight.shape == (4, 3, 3, 3) and net[2].weight.numel() == 0
+
+
+@pytest.fixture(scope="module")
+def module_catalog():
+    return Catalog.from_plugin_manager(make_plugin_manager(load_entrypoints=False))
+
+
+@pytest.fixture
+def amx(monkeypatch, tmp_path):
+    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "cache"))
+
+    def use(cpu: CpuFeatures) -> None:
+        monkeypatch.setattr(tuning, "cpu_features", lambda: cpu)
+        monkeypatch.setattr(devices, "cpu_bf16_supported", lambda: cpu.bf16)
+        tuning.forget_choices()
+
+    yield use
+    tuning.forget_choices()
+
+
+def test_auto_packs_bf16_inference_where_the_cpu_choices_say_so(amx):
+    cpu = torch.device("cpu")
+    amx(AMX)
+    assert devices.resolve_prepack(None, cpu, "bf16") is True
+    assert devices.resolve_prepack(None, cpu, "fp32") is False
+    assert devices.resolve_prepack(True, cpu, "fp32") is True
+    assert devices.resolve_prepack(False, cpu, "bf16") is False
+    assert "pre-packed bf16 inference weights" in tuning.speed_choices().describe()
+    amx(AVX2)  # today's fp32 path stays as it was
+    assert devices.resolve_prepack(None, cpu, "fp32") is False
+
+
+def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
+    tmp_path, module_catalog, amx
+):
+    """A Translator that owns its weights (bf16_weights, as `i2i translate` builds it) packs
+    them where auto says so; a user's module (the API default) is never touched; switching to
+    fp32 unpacks and reloads the checkpoint's exact fp32 weights; prepack=False keeps the plain
+    path with the exact autocast result."""
+    amx(AMX)
+    make_checkpoint(tmp_path, module_catalog, test_mode="eval")
+    img = torch.rand(3, 256, 256)
+    fp32 = load(tmp_path, catalog=module_catalog, precision="fp32")
+    expected_fp32 = fp32.translate(img)
+    plain = load(
+        tmp_path, catalog=module_catalog, precision="bf16", bf16_weights=True, prepack=False
+    )
+    expected_bf16 = plain.translate(img)
+    assert not is_packed(plain.generator)
+
+    api = load(tmp_path, catalog=module_catalog, precision="bf16")
+    assert not is_packed(api.generator)
+    tr = load(tmp_path, catalog=module_catalog, precision="bf16", bf16_weights=True)
+    assert is_packed(tr.generator) and tr.describe_speed().endswith("packed weights")
+    assert (tr.translate(img) - expected_bf16).abs().max() < 0.03
+    tr.precision = "fp32"
+    assert not is_packed(tr.generator)
+    assert torch.equal(tr.translate(img), expected_fp32)
+    tr.precision = "bf16"
+    assert is_packed(tr.generator)
+    tr.prepack = False
+    assert not is_packed(tr.generator) and torch.equal(tr.translate(img), expected_bf16)
