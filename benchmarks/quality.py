@@ -19,6 +19,7 @@ noisy yardstick).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -38,8 +39,8 @@ from benchmarks.setups import (
 )
 from i2i import catalog as default_catalog
 from i2i.data import PreprocessConfig, build_dataset
-from i2i.engine.devices import autocast
 from i2i.inference.modes import set_test_mode
+from i2i.inference.translator import Translator
 from i2i.metrics.pixel import l1_per_image, psnr_per_image, ssim_per_image
 
 SETUP = TrainSetup(generator="unet_128", discriminator="patch70", size=128, batch=1)
@@ -94,16 +95,20 @@ def evaluate_precisions(
     size: int = 128,
     precisions: tuple[str, ...] = ("fp32", "bf16"),
 ) -> dict[str, dict[str, float]]:
-    """Scores of ``generator`` run in each precision (autocast), on facades/val at ``size``.
+    """Scores of ``generator`` run in each precision, on facades/val at ``size``.
 
-    Every precision sees the same dropout masks (the task's ``paper`` test mode, the seed reset
-    per image). With both fp32 and bf16, ``bf16_vs_fp32`` holds the mean PSNR (dB) between the
-    two paths' output images: how much bf16 inference changes what a user gets.
+    fp32 is the generator as it is; bf16 is i2i's default inference path as ``i2i translate``
+    builds it (a :class:`~i2i.inference.Translator` that owns its weights: bf16 convolution
+    weights, channels_last and pre-packed where this CPU's choices say so), on a copy. Every
+    precision sees the same dropout masks (the task's ``paper`` test mode, the seed reset per
+    image). With both fp32 and bf16, ``bf16_vs_fp32`` holds the mean PSNR (dB) between the two
+    paths' output images: how much bf16 inference changes what a user gets.
     """
     task = default_catalog().tasks.get("facades").obj
     pre = PreprocessConfig(load_size=size, crop_size=size, mode="resize_and_crop", flip=False)
     val = build_dataset(task, Path(root) / "facades", "val", preprocess=pre, train=False)
     generator = generator.float().to(memory_format=torch.contiguous_format)
+    runners = {p: _runner(generator, task, p) for p in precisions}
     sums = {p: dict.fromkeys(METRICS, 0.0) for p in precisions}
     between = 0.0
     with set_test_mode(generator, "paper"), torch.random.fork_rng():
@@ -114,8 +119,7 @@ def evaluate_precisions(
             preds = {}
             for p in precisions:
                 torch.manual_seed(i)
-                with autocast(torch.device("cpu"), p):
-                    preds[p] = task.output_to_image(x, generator(x).float()).clamp(0, 1)
+                preds[p] = task.output_to_image(x, runners[p](x)).clamp(0, 1)
                 sums[p]["l1"] += float(l1_per_image(preds[p], real).sum())
                 sums[p]["psnr"] += float(psnr_per_image(preds[p], real).sum())
                 sums[p]["ssim"] += float(ssim_per_image(preds[p], real).sum())
@@ -125,6 +129,18 @@ def evaluate_precisions(
     if "fp32" in preds and "bf16" in preds:
         out["bf16_vs_fp32"] = {"psnr": between / len(val)}
     return out
+
+
+def _runner(generator: torch.nn.Module, task, precision: str):
+    """``x -> output`` in ``precision``: fp32 straight through ``generator``; otherwise through
+    a Translator that owns a copy of it, as ``i2i translate`` runs (the caller seeds dropout)."""
+    if precision == "fp32":
+        return lambda x: generator(x).float()
+    tr = Translator(
+        copy.deepcopy(generator), task, mode="paper", precision=precision, seed=None,
+        bf16_weights=True,
+    )  # fmt: skip
+    return tr.run
 
 
 def verdict(
