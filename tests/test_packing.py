@@ -78,18 +78,25 @@ def test_packed_bf16_weights_run_close_to_autocast_and_take_no_extra_memory():
     assert (got - expected).abs().max() < 0.02  # bf16 rounding, different kernels
 
 
-def test_layers_it_cannot_pack_are_left_alone():
+def test_layers_it_cannot_pack_are_left_alone_and_grouped_ones_round_trip():
+    torch.manual_seed(0)
     net = nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
         nn.Conv2d(4, 4, 3, padding="same"),
-        nn.Conv2d(4, 4, 3, padding=1),
+        nn.Conv2d(4, 8, 3, padding=1, groups=2),
+        nn.ConvTranspose2d(8, 4, 4, 2, 1, groups=2),
+        nn.ConvTranspose2d(4, 3, 4, 2, 1),
     )
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
         expected = net(x)
-        assert pack_convolutions(net) == 1
+        assert pack_convolutions(net) == 2
         torch.testing.assert_close(net(x), expected, atol=1e-5, rtol=1e-4)
-    assert net[0].weight.shape == (4, 3, 3, 3) and net[2].weight.numel() == 0
+    assert net[0].weight.shape == (4, 3, 3, 3) and net[3].weight.shape == (8, 2, 4, 4)
+    assert net[2].weight.numel() == 0 and net[4].weight.numel() == 0
+    assert unpack_convolutions(net) == 2
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
 
 
 @pytest.fixture(scope="module")
