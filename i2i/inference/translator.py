@@ -190,7 +190,7 @@ class Translator:
         if want != self._weight_dtype or not pack:
             unpack_convolutions(self.generator)
         if want != self._weight_dtype:
-            self._set_weight_dtype(want)
+            self._store_weights_as(want)
         if pack and not is_packed(self.generator):
             pack_convolutions(self.generator, channels_last=self.is_channels_last)
 
@@ -202,7 +202,7 @@ class Translator:
 
         return self.bf16_weights and resolve_prepack(self.prepack, self.device, self.precision)
 
-    def _set_weight_dtype(self, want: torch.dtype) -> None:
+    def _store_weights_as(self, want: torch.dtype) -> None:
         if want == torch.float32:
             if self.checkpoint is None:
                 raise ValueError(
