@@ -201,6 +201,22 @@ def test_set_test_mode_flags():
         pass
 
 
+def test_paper_mode_dropout_keeps_torch_masks_for_nchw_and_the_same_ones_for_nhwc():
+    net = nn.Sequential(nn.Dropout(0.5))
+    x = torch.rand(2, 8, 5, 5)
+    with set_test_mode(net, "paper"):
+        torch.manual_seed(3)
+        nchw = net(x)
+        torch.manual_seed(3)
+        nhwc = net(x.to(memory_format=torch.channels_last))
+    torch.manual_seed(3)
+    assert torch.equal(nchw, nn.functional.dropout(x, 0.5, training=True))
+    assert torch.equal(nhwc, nchw) and (nchw == 0).any()
+    net.train()
+    torch.manual_seed(3)  # outside the block the layer is torch's own again
+    assert torch.equal(net(x), nchw) and "forward" not in vars(net[0])
+
+
 # ------------------------------------------------------------------ the Python API
 
 
@@ -419,6 +435,22 @@ def test_channels_last_on_the_cpu_gives_the_nchw_result(catalog, tmp_path):
     assert all(p.is_contiguous() for p in nchw.generator.parameters())
     img = torch.rand(3, 100, 140, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(nhwc.translate(img), nchw.translate(img), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("layout", [{"channels_last": True}, {"prepack": True}])
+def test_paper_mode_draws_the_same_dropout_masks_whatever_the_layout(catalog, tmp_path, layout):
+    """One seed, one image in paper mode, whether the activations run NCHW, NHWC or through
+    pre-packed convolutions (torch's own dropout would fill its masks in memory order)."""
+    ckpt = make_checkpoint(
+        tmp_path / "run", catalog, generator="unet_128", generator_kwargs={"ngf": 8}
+    )
+    opts = {"mode": "paper", "precision": "fp32", "bf16_weights": True, "channels_last": False}
+    plain = load(ckpt, catalog=catalog, **opts, prepack=False)
+    other = load(ckpt, catalog=catalog, **{**opts, **layout})
+    img = torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(0))
+    expected = plain.translate(img)
+    assert not torch.equal(expected, load(ckpt, catalog=catalog, mode="eval").translate(img))
+    torch.testing.assert_close(other.translate(img), expected, atol=1e-4, rtol=0)
 
 
 def test_channels_last_leaves_other_than_4d_weights_alone(module_catalog):

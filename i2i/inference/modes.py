@@ -3,7 +3,10 @@
 ``paper`` is how pix2pix tests (Isola et al. 2017, section 3.3 and the official code): dropout
 stays on and batch-norm layers normalise with the statistics of the batch at hand rather than
 their running averages. The running averages are left untouched, so switching back to ``eval``
-gives the same results as before.
+gives the same results as before. In ``paper`` mode a :class:`torch.nn.Dropout` draws its mask
+in the tensor's logical (N, C, H, W) order whatever its memory layout, so one seed gives the same
+masks with NCHW or channels_last activations and with plain or pre-packed convolutions (torch's
+own dropout fills its mask in memory order).
 
 >>> import torch
 >>> from torch import nn
@@ -17,14 +20,39 @@ gives the same results as before.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
 MODES = ("paper", "eval")
+
+
+def dropout_in_logical_order(x: Tensor, p: float) -> Tensor:
+    """Dropout whose mask is drawn in ``x``'s logical order: for a contiguous ``x`` the same
+    result as ``torch.nn.functional.dropout(x, p, training=True)`` under the same seed, and for
+    any other layout the same values as for ``x.contiguous()``.
+
+    >>> x = torch.ones(1, 4, 3, 3)
+    >>> _ = torch.manual_seed(0); a = dropout_in_logical_order(x, 0.5)
+    >>> _ = torch.manual_seed(0); b = dropout_in_logical_order(x.to(memory_format=torch.channels_last), 0.5)
+    >>> torch.equal(a, b)
+    True
+    """
+    if p <= 0:
+        return x
+    if p >= 1:
+        return x * 0
+    keep = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1 - p)
+    return x * keep.div_(1 - p)
+
+
+def _logical_order_forward(self: nn.Dropout, x: Tensor) -> Tensor:
+    return dropout_in_logical_order(x, self.p) if self.training else x
 
 
 def check_mode(mode: str) -> str:
@@ -48,11 +76,15 @@ def set_test_mode(module: nn.Module, mode: str) -> Iterator[nn.Module]:
     check_mode(mode)
     flags = [(m, m.training) for m in module.modules()]
     tracking: list[tuple[_BatchNorm, bool]] = []
+    reordered: list[nn.Dropout] = []
     module.eval()
     if mode == "paper":
         for m in module.modules():
             if isinstance(m, _DropoutNd):
                 m.train()
+                if type(m) is nn.Dropout and "forward" not in vars(m):
+                    m.forward = types.MethodType(_logical_order_forward, m)
+                    reordered.append(m)
             elif isinstance(m, _BatchNorm):
                 m.train()
                 tracking.append((m, m.track_running_stats))
@@ -60,6 +92,8 @@ def set_test_mode(module: nn.Module, mode: str) -> Iterator[nn.Module]:
     try:
         yield module
     finally:
+        for m in reordered:
+            del m.forward  # back to the class's own forward
         for m, tracked in tracking:
             m.track_running_stats = tracked
         for m, training in flags:
