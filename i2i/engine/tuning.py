@@ -178,7 +178,9 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
     - native bf16 without AMX: bf16 when ``measure()`` (bf16 / fp32 speed) reaches
       ``BF16_MIN_RATIO``, else fp32 (``measure`` defaults to :func:`bf16_conv_speedup`);
     - wherever inference runs bf16, its convolution weights are pre-packed for oneDNN
-      (measured 1.7-2x faster inference on the AMX machine, benchmarks/README.md).
+      (measured 1.3-1.5x faster inference on the AMX machine, also with oneDNN limited to
+      AVX512_BF16), and nowhere else (fp32 packing with oneDNN limited to AVX2 measured
+      0.18-0.54x; benchmarks/README.md).
 
     >>> zen4 = CpuFeatures("z", bf16=True, amx=False, avx512_bf16=True, avx2=True)
     >>> decide(zen4, measure=lambda: 2.1).precision, decide(zen4, measure=lambda: 0.9).precision
