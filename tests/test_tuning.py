@@ -52,6 +52,31 @@ def test_amx_means_bf16_and_channels_last_without_measuring():
     assert (c.precision, c.channels_last_train, c.channels_last_infer) == ("bf16", True, True)
 
 
+@pytest.mark.parametrize(
+    ("isa", "amx", "avx512_bf16"),
+    [(None, True, True), ("avx512_core_bf16", False, True), ("AVX2", False, False)],
+)
+def test_a_capped_onednn_instruction_set_hides_what_it_may_not_use(
+    monkeypatch, isa, amx, avx512_bf16
+):
+    """With ONEDNN_MAX_CPU_ISA below AMX an AMX CPU is decided as the CPU oneDNN may use."""
+    flags = {"avx2", "avx512_bf16", "amx_bf16"}
+    monkeypatch.setattr(tuning, "_cpu_flags", lambda: ("Intel Xeon (SPR)", flags))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if isa is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    tuning.cpu_features.cache_clear()
+    try:
+        cpu = tuning.cpu_features()
+    finally:
+        tuning.cpu_features.cache_clear()
+    assert (cpu.amx, cpu.avx512_bf16, cpu.avx2) == (amx, avx512_bf16, True)
+    if not amx and cpu.bf16:  # AVX512_BF16 without AMX: measured, as on Zen 4
+        assert tuning.decide(cpu, measure=lambda: 0.9).source == "measured"
+
+
 @pytest.mark.parametrize(("ratio", "want"), [(2.08, "bf16"), (1.0, "fp32"), (0.12, "fp32")])
 def test_native_bf16_without_amx_is_decided_by_measurement(ratio, want):
     c = tuning.decide(ZEN4, measure=lambda: ratio)

@@ -80,12 +80,41 @@ def _cpu_flags() -> tuple[str, set[str]]:
     return model, flags
 
 
+def onednn_isa_limit(flags: set[str], isa: str | None) -> set[str]:
+    """The CPU ``flags`` that oneDNN may use when ``ONEDNN_MAX_CPU_ISA`` is ``isa``.
+
+    A user (or a benchmark playing another machine class) can cap oneDNN's instruction set;
+    AMX and AVX512_BF16 then count only where the cap includes them. ``None``, ``ALL`` and
+    ``DEFAULT`` leave the flags as they are.
+
+    >>> sorted(onednn_isa_limit({"avx2", "avx512_bf16", "amx_bf16"}, "AVX512_CORE_BF16"))
+    ['avx2', 'avx512_bf16']
+    >>> sorted(onednn_isa_limit({"avx2", "avx512_bf16", "amx_bf16"}, "avx2"))
+    ['avx2']
+    """
+    if not isa or isa.upper() in ("ALL", "DEFAULT"):
+        return set(flags)
+    isa = isa.upper()
+    out = set(flags)
+    if "AMX" not in isa:
+        out.discard("amx_bf16")
+        bf16_isas = ("AVX512_CORE_BF16", "AVX512_CORE_FP16")
+        if isa not in bf16_isas and not isa.startswith("AVX10"):
+            out.discard("avx512_bf16")
+    if isa in ("SSE41", "AVX"):
+        out.discard("avx2")
+    return out
+
+
 @lru_cache(maxsize=1)
 def cpu_features() -> CpuFeatures:
-    """This machine's :class:`CpuFeatures` (read once per process)."""
+    """This machine's :class:`CpuFeatures` (read once per process), as far as oneDNN may use
+    them (``ONEDNN_MAX_CPU_ISA``, see :func:`onednn_isa_limit`)."""
     from i2i.engine.devices import cpu_bf16_supported
 
     model, flags = _cpu_flags()
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    flags = onednn_isa_limit(flags, isa)
     return CpuFeatures(
         model=model,
         bf16=cpu_bf16_supported(),
