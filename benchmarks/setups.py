@@ -280,7 +280,9 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
     generator, as the official test script does.
     """
     gen, _ = build_networks(setup, seed, speedups=settings.speedups)
-    gen = gen.to(DEVICE, memory_format=_memory_format(settings)).eval()
+    # The Translator sets the layout itself, after its bf16 cast, as `i2i translate` does.
+    fmt = torch.contiguous_format if settings.translator else _memory_format(settings)
+    gen = gen.to(DEVICE, memory_format=fmt).eval()
     for p in gen.parameters():
         p.requires_grad_(False)
     x = synthetic_batch(setup, seed)["input"]

@@ -57,6 +57,28 @@ def keep_freed_memory() -> bool:
         return False
 
 
+def release_freed_memory() -> bool:
+    """glibc: hand the heap's free memory back to the system now (``malloc_trim(0)``).
+
+    For a one-off release after a large free that will not be reused, such as the fp32 weights
+    a :class:`~i2i.inference.Translator` replaces with bf16 or pre-packed ones: with
+    :func:`keep_freed_memory` on, the process would otherwise hold them until it exits, and
+    whether later allocations reuse them varies from run to run. Returns False where the C
+    library is not glibc.
+
+    >>> isinstance(release_freed_memory(), bool)
+    True
+    """
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def tune_cpu_process() -> None:
     """What the ``i2i`` commands set once at start: flush denormals to zero (they are slow on
     CPUs and meaningless here) and keep freed memory (:func:`keep_freed_memory`).

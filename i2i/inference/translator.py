@@ -29,7 +29,13 @@ from PIL import Image
 from torch import Tensor, nn
 
 from i2i.catalog import Catalog
-from i2i.engine.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
+from i2i.engine.devices import (
+    autocast,
+    release_freed_memory,
+    resolve_channels_last,
+    resolve_device,
+    resolve_precision,
+)
 from i2i.inference.modes import check_mode, set_test_mode
 from i2i.inference.packing import is_packed, pack_convolutions, unpack_convolutions
 from i2i.inference.padding import crop, pad_to_multiple
@@ -187,12 +193,21 @@ class Translator:
         where :meth:`packs_weights` says so."""
         want = torch.bfloat16 if self.bf16_weights and self.precision == "bf16" else torch.float32
         pack = self.packs_weights
+        changed = want != self._weight_dtype or is_packed(self.generator) != pack
         if want != self._weight_dtype or not pack:
             unpack_convolutions(self.generator)
         if want != self._weight_dtype:
             self._store_weights_as(want)
+        # after the cast: bf16 weights are half the bytes to copy into the other layout
+        _set_memory_format(self.generator, self._memory_format)
         if pack and not is_packed(self.generator):
             pack_convolutions(self.generator, channels_last=self.is_channels_last)
+        if changed and self.device.type == "cpu":
+            release_freed_memory()  # the replaced weights, not to be reused
+
+    @property
+    def _memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.is_channels_last else torch.contiguous_format
 
     @property
     def packs_weights(self) -> bool:
@@ -264,8 +279,7 @@ class Translator:
             self.channels_last, self.device, self.precision, training=False
         )
         self.is_channels_last = nhwc
-        _set_memory_format(self.generator, torch.channels_last if nhwc else torch.contiguous_format)
-        self._sync_weight_dtype()
+        self._sync_weight_dtype()  # casts, then sets the layout, then packs
         return self
 
     # ------------------------------------------------------------------ running
