@@ -36,6 +36,17 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
 
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs helper programs); ``None`` where
+    there is none to load."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
 def keep_freed_memory() -> bool:
     """glibc: serve every allocation from the heap and keep freed memory there for reuse.
 
@@ -45,15 +56,12 @@ def keep_freed_memory() -> bool:
     (benchmarks/README.md). The cost: the process keeps its peak memory. Process-wide and not
     undoable; returns False where the C library is not glibc (nothing changes then).
     """
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(name)
         return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(
             libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
         )
-    except (OSError, AttributeError):
+    except AttributeError:  # no C library found, or one without mallopt (not glibc)
         return False
 
 
@@ -69,13 +77,10 @@ def release_freed_memory() -> bool:
     >>> isinstance(release_freed_memory(), bool)
     True
     """
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        ctypes.CDLL(name).malloc_trim(0)
+        _libc().malloc_trim(0)
         return True
-    except (OSError, AttributeError):
+    except AttributeError:  # no C library found, or one without malloc_trim (not glibc)
         return False
 
 
