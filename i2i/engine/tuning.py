@@ -80,22 +80,49 @@ def _cpu_flags() -> tuple[str, set[str]]:
     return model, flags
 
 
+#: the values of ``ONEDNN_MAX_CPU_ISA`` that cap oneDNN (its CPU dispatcher documentation, v2-v3)
+ONEDNN_ISA_CAPS = frozenset(
+    (
+        "SSE41",
+        "AVX",
+        "AVX2",
+        "AVX2_VNNI",
+        "AVX2_VNNI_2",
+        "AVX512_MIC",
+        "AVX512_MIC_4OPS",
+        "AVX512_CORE",
+        "AVX512_CORE_VNNI",
+        "AVX512_CORE_BF16",
+        "AVX512_CORE_FP16",
+        "AVX10_1_512",
+        "AVX512_CORE_AMX",
+        "AVX10_1_512_AMX",
+        "AVX512_CORE_AMX_FP16",
+        "AVX10_1_512_AMX_FP16",
+        "AVX10_2_512",
+        "AVX10_2_512_AMX_2",
+    )
+)
+
+
 def onednn_isa_limit(flags: set[str], isa: str | None) -> set[str]:
     """The CPU ``flags`` that oneDNN may use when ``ONEDNN_MAX_CPU_ISA`` is ``isa``.
 
     A user (or a benchmark playing another machine class) can cap oneDNN's instruction set;
-    AMX and AVX512_BF16 then count only where the cap includes them. ``None``, ``ALL`` and
-    ``DEFAULT`` leave the flags as they are.
+    AMX and AVX512_BF16 then count only where the cap includes them. ``None``, ``ALL``,
+    ``DEFAULT`` and values oneDNN does not know (it ignores them) leave the flags as they are.
 
     >>> sorted(onednn_isa_limit({"avx2", "avx512_bf16", "amx_bf16"}, "AVX512_CORE_BF16"))
     ['avx2', 'avx512_bf16']
     >>> sorted(onednn_isa_limit({"avx2", "avx512_bf16", "amx_bf16"}, "avx2"))
     ['avx2']
+    >>> sorted(onednn_isa_limit({"avx2", "amx_bf16"}, "no-such-isa"))
+    ['amx_bf16', 'avx2']
     """
-    if not isa or isa.upper() in ("ALL", "DEFAULT"):
-        return set(flags)
-    isa = isa.upper()
+    isa = (isa or "").upper()
     out = set(flags)
+    if isa not in ONEDNN_ISA_CAPS:
+        return out
     if "AMX" not in isa:
         out.discard("amx_bf16")
         bf16_isas = ("AVX512_CORE_BF16", "AVX512_CORE_FP16")
