@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import io
+
 import pytest
 import torch
 from torch import nn
@@ -97,6 +100,41 @@ def test_layers_it_cannot_pack_are_left_alone_and_grouped_ones_round_trip():
     assert net[2].weight.numel() == 0 and net[4].weight.numel() == 0
     assert unpack_convolutions(net) == 2
     assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
+
+
+def test_a_packed_unet_saves_loads_copies_and_converts_as_the_model_it_is():
+    net, other = unet(0), unet(1)
+    plain = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        expected, expected_other = net(x), other(x)
+    pack_convolutions(net, channels_last=False)
+    saved = net.state_dict()
+    assert saved.keys() == plain.keys()
+    # the plain weights, not the empty placeholders
+    assert all(torch.equal(saved[k], v) for k, v in plain.items())
+
+    twin = copy.deepcopy(net)
+    twin.load_state_dict(other.state_dict())  # packs what it loads
+    assert is_packed(twin) and is_packed(net)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), expected_other, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(net(x), expected, atol=2e-5, rtol=1e-4)  # the copy is its own
+
+    wrong = dict(saved, **{"encoder.1.1.weight": torch.zeros(16, 8, 3, 3)})
+    with pytest.raises(RuntimeError, match="size mismatch for encoder.1.1.weight"):
+        net.load_state_dict(wrong)
+
+    net.to(memory_format=torch.channels_last)  # unpacked, converted, packed again
+    assert is_packed(net) and net.encoder[1][1].weight.numel() == 0
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), expected, atol=2e-5, rtol=1e-4)
+    with pytest.raises(TypeError, match="state_dict"):
+        torch.save(net, io.BytesIO())
+    net.double()  # float64 cannot be packed: plain layers from then on
+    assert not is_packed(net) and net.encoder[1][1].weight.dtype == torch.float64
+    with torch.no_grad():
+        torch.testing.assert_close(net(x.double()).float(), expected, atol=2e-5, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,12 @@ convolution ops from then on; :func:`unpack_convolutions` puts the plain weights
 bit. Inference only: packed layers have no gradients.
 
 While packed, a layer's ``weight`` parameter is an empty placeholder (the packed copy replaces
-it, so memory does not double) and its ``state_dict`` is not the model's: unpack before saving,
-loading weights or moving the module to another device. :class:`~i2i.inference.Translator`
-does all of this itself (``bf16_weights=True``, what ``i2i translate`` uses).
+it, so memory does not double), and the layer still behaves as the model it is:
+``state_dict()`` gives the plain weights, ``load_state_dict()`` packs the weights it loads,
+``.to()``, ``.float()`` and the like unpack, convert and pack again where the result can be
+packed (CPU, fp32 or bf16), and ``copy.deepcopy`` packs a copy. Pickling the module itself is
+refused with a message (save its ``state_dict()``). :class:`~i2i.inference.Translator` packs
+and unpacks its own generator (``bf16_weights=True``, what ``i2i translate`` uses).
 
 >>> import torch
 >>> from torch import nn
@@ -30,15 +33,20 @@ does all of this itself (``bf16_weights=True``, what ``i2i translate`` uses).
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 #: the layers this module packs
 PACKABLE = (nn.Conv2d, nn.ConvTranspose2d)
-#: attribute: (packed weight, bias, op arguments, input memory format, weight was NHWC)
+#: attribute holding a packed layer's :class:`_PackedWeights`
 _PACKED = "_i2i_packed"
+#: attribute holding the handles of a packed layer's state-dict hooks
+_HOOKS = "_i2i_packed_hooks"
 
 
 @lru_cache(maxsize=1)
@@ -84,17 +92,143 @@ def _op_args(m: nn.Module) -> tuple:
     return (*geometry, list(m.stride), list(m.dilation), m.groups)
 
 
+@dataclass
+class _PackedWeights:
+    """One layer's weights in oneDNN's blocked layout, and what it needs to run and to give
+    the plain weights back."""
+
+    weight: Tensor  # oneDNN's opaque blocked tensor
+    bias: Tensor | None
+    args: tuple
+    memory_format: torch.memory_format  # of the layer's input
+    transposed: bool
+    was_nhwc: bool  # the plain weight's layout, restored on unpacking
+
+    @classmethod
+    def pack(
+        cls,
+        weight: Tensor,
+        bias: Tensor | None,
+        args: tuple,
+        memory_format: torch.memory_format,
+        transposed: bool,
+    ) -> _PackedWeights:
+        weight = weight.detach()
+        reorder = (
+            torch.ops.mkldnn._reorder_convolution_transpose_weight
+            if transposed
+            else torch.ops.mkldnn._reorder_convolution_weight
+        )
+        was_nhwc = not weight.is_contiguous() and weight.is_contiguous(
+            memory_format=torch.channels_last
+        )
+        bias = None if bias is None else bias.detach().to(weight.dtype)
+        return cls(reorder(weight, *args, None), bias, args, memory_format, transposed, was_nhwc)
+
+    def plain(self) -> Tensor:
+        """The weights in PyTorch's own layout, bit for bit."""
+        plain = self.weight.to_dense()
+        if self.transposed:  # oneDNN holds it as (out, in, kh, kw)
+            plain = plain.transpose(0, 1).contiguous()
+        if self.was_nhwc:
+            plain = plain.contiguous(memory_format=torch.channels_last)
+        return plain
+
+    def __deepcopy__(self, memo: dict) -> _PackedWeights:
+        bias = None if self.bias is None else self.bias.clone()
+        copy = _PackedWeights.pack(
+            self.plain(), bias, self.args, self.memory_format, self.transposed
+        )
+        copy.was_nhwc = self.was_nhwc
+        return copy
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a layer with weights pre-packed for oneDNN cannot be pickled; save its "
+            "state_dict() (it holds the plain weights) or call "
+            "i2i.inference.packing.unpack_convolutions(module) first"
+        )
+
+
 def _packed_forward(self: nn.Module, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-    weight, bias, args, fmt, _ = getattr(self, _PACKED)
+    packed: _PackedWeights = getattr(self, _PACKED)
+    weight, bias, args = packed.weight, packed.bias, packed.args
     if output_size is not None:
         raise ValueError("a packed ConvTranspose2d takes no output_size; unpack it first")
-    if x.dtype != weight.dtype or not x.is_contiguous(memory_format=fmt):
-        x = x.to(weight.dtype, memory_format=fmt)
-    if isinstance(self, nn.ConvTranspose2d):
+    if x.dtype != weight.dtype or not x.is_contiguous(memory_format=packed.memory_format):
+        x = x.to(weight.dtype, memory_format=packed.memory_format)
+    if packed.transposed:
         return torch.ops.mkldnn._convolution_transpose_pointwise(
             x, weight, bias, *args, "none", [None], ""
         )
     return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *args, "none", [None], "")
+
+
+def _packed_apply(self: nn.Module, fn: Callable, *args: Any, **kwargs: Any) -> nn.Module:
+    """``.to()``, ``.float()``, ``.cpu()`` and the like on a packed layer: unpack, convert,
+    and pack again where the result can be packed (CPU, fp32 or bf16)."""
+    channels_last = getattr(self, _PACKED).memory_format == torch.channels_last
+    _unpack(self)
+    type(self)._apply(self, fn, *args, **kwargs)
+    if _packable(self):
+        _pack(self, torch.channels_last if channels_last else torch.contiguous_format)
+    return self
+
+
+def _plain_weight_in_state_dict(
+    m: nn.Module, state: dict[str, Any], prefix: str, local_metadata: Any
+) -> None:
+    state[prefix + "weight"] = getattr(m, _PACKED).plain()
+
+
+def _repack_loaded_weights(m: nn.Module, state: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Before ``load_state_dict`` copies into a packed layer: pack the incoming weights (and
+    bias) and let the empty placeholder take an empty tensor."""
+    key = prefix + "weight"
+    if key not in state:
+        return
+    packed: _PackedWeights = getattr(m, _PACKED)
+    held = packed.plain()
+    incoming = state[key]
+    if tuple(incoming.shape) != tuple(held.shape):
+        raise RuntimeError(
+            f"size mismatch for {key}: copying a param with shape {tuple(incoming.shape)} "
+            f"from checkpoint, the shape in current model is {tuple(held.shape)}"
+        )
+    weight = incoming.detach().to(held.dtype, memory_format=torch.preserve_format)
+    if packed.was_nhwc:
+        weight = weight.contiguous(memory_format=torch.channels_last)
+    bias = state.get(prefix + "bias", m.bias)
+    bias = None if bias is None else bias.detach().to(m.bias.dtype)
+    renewed = _PackedWeights.pack(
+        weight, bias, packed.args, packed.memory_format, packed.transposed
+    )
+    renewed.was_nhwc = packed.was_nhwc
+    setattr(m, _PACKED, renewed)
+    state[key] = torch.empty(0, dtype=held.dtype)
+
+
+def _pack(m: nn.Module, fmt: torch.memory_format) -> None:
+    packed = _PackedWeights.pack(
+        m.weight, m.bias, _op_args(m), fmt, isinstance(m, nn.ConvTranspose2d)
+    )
+    setattr(m, _PACKED, packed)
+    m.weight.data = torch.empty(0, dtype=m.weight.dtype)  # the packed copy replaces it
+    m.forward = types.MethodType(_packed_forward, m)
+    m._apply = types.MethodType(_packed_apply, m)
+    hooks = (
+        m.register_state_dict_post_hook(_plain_weight_in_state_dict),
+        m.register_load_state_dict_pre_hook(_repack_loaded_weights),
+    )
+    setattr(m, _HOOKS, hooks)
+
+
+def _unpack(m: nn.Module) -> None:
+    m.weight.data = getattr(m, _PACKED).plain()
+    for handle in getattr(m, _HOOKS):
+        handle.remove()
+    for name in (_PACKED, _HOOKS, "forward", "_apply"):
+        delattr(m, name)  # forward and _apply: back to the class's own
 
 
 def pack_convolutions(module: nn.Module, *, channels_last: bool = True) -> int:
@@ -112,22 +246,9 @@ def pack_convolutions(module: nn.Module, *, channels_last: bool = True) -> int:
     count = 0
     with torch.no_grad():
         for m in module.modules():
-            if not _packable(m):
-                continue
-            args = _op_args(m)
-            weight = m.weight.detach()
-            if isinstance(m, nn.ConvTranspose2d):
-                packed = torch.ops.mkldnn._reorder_convolution_transpose_weight(weight, *args, None)
-            else:
-                packed = torch.ops.mkldnn._reorder_convolution_weight(weight, *args, None)
-            bias = None if m.bias is None else m.bias.detach().to(weight.dtype)
-            was_nhwc = not weight.is_contiguous() and weight.is_contiguous(
-                memory_format=torch.channels_last
-            )
-            setattr(m, _PACKED, (packed, bias, args, fmt, was_nhwc))
-            m.weight.data = torch.empty(0, dtype=m.weight.dtype)  # the packed copy replaces it
-            m.forward = types.MethodType(_packed_forward, m)
-            count += 1
+            if _packable(m):
+                _pack(m, fmt)
+                count += 1
     return count
 
 
@@ -137,18 +258,9 @@ def unpack_convolutions(module: nn.Module) -> int:
     count = 0
     with torch.no_grad():
         for m in module.modules():
-            packed = getattr(m, _PACKED, None)
-            if packed is None:
-                continue
-            plain = packed[0].to_dense()
-            if isinstance(m, nn.ConvTranspose2d):  # oneDNN holds it as (out, in, kh, kw)
-                plain = plain.transpose(0, 1).contiguous()
-            if packed[4]:
-                plain = plain.contiguous(memory_format=torch.channels_last)
-            m.weight.data = plain
-            delattr(m, _PACKED)
-            del m.forward  # back to the class's forward
-            count += 1
+            if hasattr(m, _PACKED):
+                _unpack(m)
+                count += 1
     return count
 
 
