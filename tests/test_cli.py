@@ -1,6 +1,8 @@
 """The CLI through click's CliRunner on build_cli(pm)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -92,3 +94,17 @@ def test_list_json_for_every_kind(pm, kind):
     result = invoke(pm, "list", kind, "--json")
     assert result.exit_code == 0
     json.loads(result.output)
+
+
+def test_the_cli_starts_without_the_compiler_stack():
+    """``torchvision`` imports ``torch._dynamo`` (seconds on 2 cores); the CLI and its plugins
+    load neither until a command needs them (sample grids, ``--compile``)."""
+    code = (
+        "import sys\n"
+        "from i2i.cli import build_cli\n"
+        "from i2i.plugins import make_plugin_manager\n"
+        "build_cli(make_plugin_manager())\n"
+        "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

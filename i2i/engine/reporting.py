@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from torch import Tensor
-from torchvision.utils import save_image
 
 from i2i.engine.tracking import (
     Console,
@@ -83,6 +82,8 @@ class RunReport:
     def samples(self, grid: Tensor, *, epoch: int, step: int) -> Path:
         path = self.run_dir / SAMPLES_DIR / f"epoch{epoch:04d}_step{step:08d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
+        from torchvision.utils import save_image  # torchvision imports torch._dynamo: seconds
+
         save_image(grid, path)
         if self.tb is not None:
             self.tb.image("samples", grid, step)

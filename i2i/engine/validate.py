@@ -29,7 +29,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
-from torchvision.utils import make_grid
 
 from i2i.engine.devices import autocast
 from i2i.inference.modes import set_test_mode
@@ -161,6 +160,8 @@ def sample_grid(
             ]
     if not tiles:
         raise ValueError("sample_grid needs at least one sample index")
+    from torchvision.utils import make_grid  # torchvision imports torch._dynamo: seconds
+
     return make_grid(torch.stack(_same_size(tiles)), nrow=3, padding=2, pad_value=1.0)
 
 

@@ -37,7 +37,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
-from torchvision.utils import make_grid
 
 from i2i import (
     Catalog,
@@ -245,6 +244,8 @@ class CycleGANStep(RecipeStep):
             else F.interpolate(t[None], size=tuple(size), mode="bilinear")[0]
             for t in tiles
         ]
+        from torchvision.utils import make_grid  # torchvision imports torch._dynamo: seconds
+
         return make_grid(torch.stack(tiles), nrow=6, padding=2, pad_value=1.0)
 
 
