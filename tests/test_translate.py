@@ -18,7 +18,7 @@ from i2i.catalog import Catalog
 from i2i.cli import build_cli
 from i2i.config import RunConfig
 from i2i.data import read_image, write_image
-from i2i.engine.checkpoint import save_checkpoint
+from i2i.engine.checkpoint import load_checkpoint, save_checkpoint
 from i2i.inference import Translator, load, set_test_mode
 from i2i.inference.files import OutputError, plan_outputs
 from i2i.inference.padding import crop, pad_to_multiple
@@ -227,6 +227,18 @@ def test_load_from_run_or_checkpoint_folder(run_dir, module_catalog):
     again = load(ckpt_dir, catalog=module_catalog)
     assert again.task_name == "facades" and again.config["generator"] == "unet_256"
     assert again.size_multiple == 256
+
+
+def test_loading_gives_the_saved_weights_and_leaves_the_random_stream_alone(
+    run_dir, module_catalog
+):
+    torch.manual_seed(5)
+    expected = torch.rand(4)
+    torch.manual_seed(5)
+    tr = load(run_dir, catalog=module_catalog)  # no random initial weights drawn first
+    assert torch.equal(torch.rand(4), expected)
+    saved = load_checkpoint(tr.checkpoint, discriminator=False).weights["generator"]
+    assert all(torch.equal(v, saved[k]) for k, v in tr.generator.state_dict().items())
 
 
 @pytest.mark.parametrize("size", [(512, 512), (300, 400), (384, 640), (5, 3)])

@@ -552,7 +552,7 @@ def build_role(ckpt: Checkpoint, role: str, catalog: Catalog) -> nn.Module:
     The module is returned in training mode, as a factory returns it; callers choose
     ``eval()`` or the paper's test mode.
     """
-    from i2i.engine.build import build_network
+    from i2i.engine.build import build_network, without_random_init
 
     specs = ckpt.roles
     if role not in specs:
@@ -562,7 +562,8 @@ def build_role(ckpt: Checkpoint, role: str, catalog: Catalog) -> nn.Module:
     if role not in ckpt.weights:
         raise CheckpointError(f"Checkpoint {ckpt.path}: the weights of {role!r} were not loaded")
     spec = specs[role]
-    model = build_network(catalog, spec)
+    with without_random_init():  # every weight is loaded next, strictly
+        model = build_network(catalog, spec)
     _load_strict(model, ckpt.weights[role], ckpt.path / f"{role}{WEIGHTS_SUFFIX}", spec["name"])
     return model
 
