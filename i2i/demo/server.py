@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from torch import Tensor
 
+from i2i.data.io import SAVE_OPTIONS
 from i2i.demo.models import DemoModel
 from i2i.inference import MODES, tensor_to_pil
 
@@ -78,7 +79,7 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 def png_bytes(image: Tensor) -> bytes:
     """``(3, H, W)`` in [0, 1] as PNG bytes."""
     buffer = io.BytesIO()
-    tensor_to_pil(image).save(buffer, format="PNG")
+    tensor_to_pil(image).save(buffer, format="PNG", **SAVE_OPTIONS["PNG"])
     return buffer.getvalue()
 
 
