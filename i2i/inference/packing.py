@@ -198,7 +198,7 @@ def _repack_loaded_weights(m: nn.Module, state: dict[str, Any], prefix: str, *_:
     weight = incoming.detach().to(held.dtype, memory_format=torch.preserve_format)
     if packed.was_nhwc:
         weight = weight.contiguous(memory_format=torch.channels_last)
-    bias = state.get(prefix + "bias", m.bias)
+    bias = None if m.bias is None else state.get(prefix + "bias", m.bias)
     bias = None if bias is None else bias.detach().to(m.bias.dtype)
     renewed = _PackedWeights.pack(
         weight, bias, packed.args, packed.memory_format, packed.transposed
