@@ -137,6 +137,25 @@ def test_a_packed_unet_saves_loads_copies_and_converts_as_the_model_it_is():
         torch.testing.assert_close(net(x.double()).float(), expected, atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_a_packed_transposed_convolution_gives_its_result_at_every_size(channels_last):
+    """4 x 4 stride-2 layers run as four sub-pixel phases at 8-16 px, transposed elsewhere."""
+    torch.manual_seed(0)
+    layer = nn.ConvTranspose2d(16, 8, 4, 2, 1)
+    plain = {k: v.clone() for k, v in layer.state_dict().items()}
+    inputs = [torch.randn(2, 16, h, w) for h, w in ((8, 8), (16, 12), (4, 4), (32, 8), (9, 15))]
+    with torch.no_grad():
+        expected = [layer(x) for x in inputs]
+        pack_convolutions(layer, channels_last=channels_last)
+        for x, want in zip(inputs, expected, strict=True):
+            got = layer(x)
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    assert all(torch.equal(layer.state_dict()[k], v) for k, v in plain.items())
+    unpack_convolutions(layer)
+    assert all(torch.equal(layer.state_dict()[k], v) for k, v in plain.items())
+
+
 @pytest.fixture(scope="module")
 def module_catalog():
     return Catalog.from_plugin_manager(make_plugin_manager(load_entrypoints=False))
