@@ -128,6 +128,12 @@ class _PackedWeights:
         bias = None if bias is None else bias.detach().to(weight.dtype)
         return cls(reorder(weight, *args, None), bias, args, memory_format, transposed, was_nhwc)
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The plain weights' shape, without unpacking them."""
+        shape = tuple(self.weight.shape)
+        return (shape[1], shape[0], *shape[2:]) if self.transposed else shape
+
     def plain(self) -> Tensor:
         """The weights in PyTorch's own layout, bit for bit."""
         plain = self.weight.to_dense()
@@ -139,11 +145,9 @@ class _PackedWeights:
 
     def __deepcopy__(self, memo: dict) -> _PackedWeights:
         bias = None if self.bias is None else self.bias.clone()
-        copy = _PackedWeights.pack(
+        return _PackedWeights.pack(
             self.plain(), bias, self.args, self.memory_format, self.transposed
         )
-        copy.was_nhwc = self.was_nhwc
-        return copy
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -250,24 +254,22 @@ def _repack_loaded_weights(m: nn.Module, state: dict[str, Any], prefix: str, *_:
     if key not in state:
         return
     packed: _PackedWeights = getattr(m, _PACKED)
-    held = packed.plain()
     incoming = state[key]
-    if tuple(incoming.shape) != tuple(held.shape):
+    if tuple(incoming.shape) != packed.shape:
         raise RuntimeError(
             f"size mismatch for {key}: copying a param with shape {tuple(incoming.shape)} "
-            f"from checkpoint, the shape in current model is {tuple(held.shape)}"
+            f"from checkpoint, the shape in current model is {packed.shape}"
         )
-    weight = incoming.detach().to(held.dtype, memory_format=torch.preserve_format)
-    if packed.was_nhwc:
-        weight = weight.contiguous(memory_format=torch.channels_last)
+    layout = torch.channels_last if packed.was_nhwc else torch.contiguous_format
+    weight = incoming.detach().to(packed.weight.dtype, memory_format=layout)
     bias = None if m.bias is None else state.get(prefix + "bias", m.bias)
     bias = None if bias is None else bias.detach().to(m.bias.dtype)
-    renewed = _PackedWeights.pack(
-        weight, bias, packed.args, packed.memory_format, packed.transposed
+    setattr(
+        m,
+        _PACKED,
+        _PackedWeights.pack(weight, bias, packed.args, packed.memory_format, packed.transposed),
     )
-    renewed.was_nhwc = packed.was_nhwc
-    setattr(m, _PACKED, renewed)
-    state[key] = torch.empty(0, dtype=held.dtype)
+    state[key] = torch.empty(0, dtype=packed.weight.dtype)
 
 
 def _pack(m: nn.Module, fmt: torch.memory_format) -> None:
