@@ -72,8 +72,8 @@ def build_cyclegan_step(setup: TrainSetup, settings: PathSettings, seed: int = 0
     nets = step.modules()
     for net in nets.values():
         set_speedups(net, settings.speedups)
-    step.opt_g = build_adam([p for r in ("G", "F") for p in nets[r].parameters()], settings)
-    step.opt_d = build_adam([p for r in ("D_X", "D_Y") for p in nets[r].parameters()], settings)
+    step.opt_g = build_adam([nets["G"], nets["F"]], settings)
+    step.opt_d = build_adam([nets["D_X"], nets["D_Y"]], settings)
     if settings.compile:
         step.wrap(Wrapping(compile_=True))
     return step

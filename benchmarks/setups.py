@@ -32,10 +32,12 @@ from torch import Tensor, nn
 
 from i2i import catalog as default_catalog
 from i2i.config import RunConfig
+from i2i.engine.bf16_copies import Bf16WeightCopies
 from i2i.engine.build import discriminator_in_channels
 from i2i.engine.devices import (
     autocast,
     fused_adam_supported,
+    keeps_bf16_weight_copies,
     make_adam,
     resolve_channels_last,
     resolve_precision,
@@ -64,6 +66,7 @@ class PathSettings:
     speedups: bool = True  # i2i's model speedups (GEMM for tiny convs, dense skip grads)
     keep_heap: bool = False  # i2i.engine.devices.keep_freed_memory
     flat_adam: bool = False  # i2i.engine.flat_adam.FlatFusedAdam (make_adam's fused Adam)
+    bf16_copies: bool = False  # i2i.engine.bf16_copies: bf16 weight copies Adam keeps current
     translator: bool = False  # inference through i2i's Translator
     prepack: bool = False  # Translator: convolution weights pre-packed for oneDNN
 
@@ -80,6 +83,8 @@ class PathSettings:
         if not self.translator:
             adam = "fused" if self.fused_adam else "foreach"
             parts.append(f"{adam} Adam" + (" on flat views" if self.flat_adam else ""))
+            if self.bf16_copies:
+                parts.append("bf16 weight copies kept by Adam")
         parts.append("torch.compile" if self.compile else "eager")
         if self.flush_denormal:
             parts.append("flush-denormal")
@@ -117,6 +122,7 @@ def engine_defaults(device: torch.device = DEVICE) -> PathSettings:
         channels_last=resolve_channels_last(cfg.channels_last, device, precision, training=True),
         fused_adam=fused,
         flat_adam=fused,  # make_adam's fused Adam is FlatFusedAdam
+        bf16_copies=keeps_bf16_weight_copies(device, precision, compiled=bool(cfg.compile)),
         compile=bool(cfg.compile),
         flush_denormal=device.type == "cpu",  # `i2i run` sets both (tune_cpu_process)
         keep_heap=device.type == "cpu",
@@ -211,13 +217,15 @@ def build_networks(
     return gen, disc
 
 
-def build_adam(params, settings: PathSettings) -> torch.optim.Adam:
-    """The paper's Adam: foreach (reference), the engine's ``make_adam`` (flat fused), or
-    PyTorch's fused one."""
+def build_adam(modules: list[nn.Module], settings: PathSettings) -> torch.optim.Adam:
+    """The paper's Adam over ``modules``: foreach (reference), the engine's ``make_adam`` (flat
+    fused, with bf16 weight copies when ``settings`` say so), or PyTorch's fused one."""
+    params = [p for m in modules for p in m.parameters()]
     if not settings.fused_adam:
         return torch.optim.Adam(params, lr=LR, betas=BETAS, foreach=True)
     if settings.flat_adam:
-        return make_adam(params, lr=LR, betas=BETAS, device=DEVICE)  # FlatFusedAdam
+        copies = Bf16WeightCopies(modules) if settings.bf16_copies else None
+        return make_adam(params, lr=LR, betas=BETAS, device=DEVICE, copies=copies)
     return torch.optim.Adam(params, lr=LR, betas=BETAS, fused=True)
 
 
@@ -244,8 +252,8 @@ def build_train_step(setup: TrainSetup, settings: PathSettings, seed: int = 0) -
         gen,
         disc,
         objective,
-        build_adam(gen.parameters(), settings),
-        build_adam(disc.parameters(), settings),
+        build_adam([gen], settings),
+        build_adam([disc], settings),
         conditional=True,
         device=DEVICE,
         precision=settings.precision,

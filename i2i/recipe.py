@@ -253,11 +253,30 @@ class RecipeSetup:
         given."""
         from i2i.engine.devices import make_adam
 
+        copies = None
+        if self.keeps_bf16_weight_copies:
+            from i2i.engine.bf16_copies import Bf16WeightCopies
+
+            copies = Bf16WeightCopies(modules)
         return make_adam(
             [p for m in modules for p in m.parameters()],
             lr=self.config.lr if lr is None else lr,
             betas=betas or (self.config.beta1, self.config.beta2),
             device=self.device,
+            copies=copies,
+        )
+
+    @property
+    def keeps_bf16_weight_copies(self) -> bool:
+        """Whether :meth:`adam` keeps bf16 copies of the weights it updates
+        (:func:`i2i.engine.devices.keeps_bf16_weight_copies` decides)."""
+        from i2i.engine.devices import keeps_bf16_weight_copies
+
+        return keeps_bf16_weight_copies(
+            self.device,
+            self.precision,
+            distributed=self.dist is not None and self.dist.enabled,
+            compiled=bool(self.config.compile),
         )
 
 

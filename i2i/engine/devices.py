@@ -24,9 +24,13 @@ import ctypes
 import ctypes.util
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from i2i.engine.bf16_copies import Bf16WeightCopies
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISIONS = ("auto", *DTYPES)
@@ -218,17 +222,52 @@ def fused_adam_supported(device_type: str) -> bool:
         return False
 
 
+def keeps_bf16_weight_copies(
+    device: torch.device, precision: str, *, distributed: bool = False, compiled: bool = False
+) -> bool:
+    """Whether training keeps bf16 copies of the weights that Adam updates
+    (:mod:`i2i.engine.bf16_copies`): on the CPU under bf16 autocast, in one process, eager.
+
+    It saves the per-step casts of every weight to bf16 and of every gradient back to fp32
+    (about 50 ms of a 220-430 ms batch-1 U-Net step on the AMX machine, benchmarks/README.md);
+    it is memory traffic saved, so it pays on any CPU that trains in bf16. Not under DDP
+    (whose gradient hooks sit on the fp32 weights) nor ``torch.compile`` (which fuses the casts
+    itself).
+
+    >>> keeps_bf16_weight_copies(torch.device("cpu"), "bf16"), keeps_bf16_weight_copies(torch.device("cpu"), "fp32")
+    (True, False)
+    """
+    return (
+        device.type == "cpu"
+        and precision == "bf16"
+        and not distributed
+        and not compiled
+        and fused_adam_supported(device.type)
+    )
+
+
 def make_adam(
-    params: Iterable[nn.Parameter], *, lr: float, betas: tuple[float, float], device: torch.device
+    params: Iterable[nn.Parameter],
+    *,
+    lr: float,
+    betas: tuple[float, float],
+    device: torch.device,
+    copies: Bf16WeightCopies | None = None,
 ) -> torch.optim.Adam:
     """Adam, fused where the device supports it, else the multi-tensor (foreach) kernel.
 
     The fused one is :class:`~i2i.engine.flat_adam.FlatFusedAdam`: the same update and
-    state dict, without copying channels_last weights on every step.
+    state dict, without copying channels_last weights on every step. With ``copies`` (see
+    :func:`keeps_bf16_weight_copies`) it is :class:`~i2i.engine.bf16_copies.Bf16CopyAdam`,
+    which also keeps those bf16 weight copies current.
     """
     from i2i.engine.flat_adam import FlatFusedAdam
 
     params = list(params)
+    if copies is not None:
+        from i2i.engine.bf16_copies import Bf16CopyAdam
+
+        return Bf16CopyAdam(params, copies, lr=lr, betas=betas, fused=True)
     if fused_adam_supported(device.type):
         return FlatFusedAdam(params, lr=lr, betas=betas, fused=True)
     return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)

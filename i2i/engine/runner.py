@@ -271,6 +271,7 @@ def resolved_settings(setup: RecipeSetup) -> dict[str, Any]:
         "precision": setup.precision,
         "channels_last": setup.channels_last,
         "adam": "flat-fused" if fused_adam_supported(setup.device.type) else "foreach",
+        "bf16_weight_copies": setup.keeps_bf16_weight_copies,
         "torch": torch.__version__,
     }
     if setup.device.type == "cpu":
