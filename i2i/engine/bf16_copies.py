@@ -213,6 +213,11 @@ def fused_update() -> Callable[..., None] | None:
     """:func:`_adam_update` compiled by inductor into one loop over memory, checked against the
     eager update on a small example; None where it cannot be compiled (no C++ compiler, no
     inductor for this platform)."""
+    # Inductor imports torch.utils.cpp_extension, which warns on CPU-only machines that have a
+    # CUDA folder ("No CUDA runtime is found"): nothing a user of this update needs to read.
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         compiled = torch.compile(
             _adam_update,
@@ -238,6 +243,8 @@ def fused_update() -> Callable[..., None] | None:
     except Exception as exc:  # noqa: BLE001 - any compiler failure means: use the eager update
         log.info("Adam with bf16 weight copies runs uncompiled: %s", str(exc).splitlines()[0])
         return None
+    finally:
+        quiet.setLevel(level)
 
 
 def _hyper(group: dict[str, Any], t: float) -> Tensor:
