@@ -216,6 +216,11 @@ class RunConfig:
         resumable=True,
     )
     compile: bool = option(False, "Wrap the networks with torch.compile [off].", resumable=True)
+    bf16_weight_copies: bool = option(
+        True,
+        "bf16 training on the CPU: bf16 weight copies that Adam updates, no per-step casts [on].",
+        resumable=True,
+    )
     test_mode: str = option(
         "paper",
         "paper: dropout and batch stats at test time; eval: module.eval() [paper].",

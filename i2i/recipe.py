@@ -268,11 +268,12 @@ class RecipeSetup:
 
     @property
     def keeps_bf16_weight_copies(self) -> bool:
-        """Whether :meth:`adam` keeps bf16 copies of the weights it updates
-        (:func:`i2i.engine.devices.keeps_bf16_weight_copies` decides)."""
+        """Whether :meth:`adam` keeps bf16 copies of the weights it updates: where
+        :func:`i2i.engine.devices.keeps_bf16_weight_copies` says they apply, unless the run
+        says ``--no-bf16-weight-copies``."""
         from i2i.engine.devices import keeps_bf16_weight_copies
 
-        return keeps_bf16_weight_copies(
+        return self.config.bf16_weight_copies and keeps_bf16_weight_copies(
             self.device,
             self.precision,
             distributed=self.dist is not None and self.dist.enabled,

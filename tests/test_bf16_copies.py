@@ -184,7 +184,7 @@ def test_the_decision_is_cpu_bf16_single_process_eager_only():
     assert not keeps_bf16_weight_copies(torch.device("meta"), "bf16")
 
 
-def test_a_bf16_run_keeps_copies_records_it_and_resumes(tmp_path):
+def test_a_bf16_run_keeps_copies_records_it_and_resumes_without_them(tmp_path):
     catalog = tiny_catalog()
     data = write_ab_data(tmp_path / "data", n_train=2, n_val=1)
     cfg = tiny_config(catalog, data, tmp_path / "run", precision="bf16", max_steps=2)
@@ -194,5 +194,8 @@ def test_a_bf16_run_keeps_copies_records_it_and_resumes(tmp_path):
     saved = ck.load_checkpoint(run)
     weights = [t for t in saved.generator_state.values() if t.is_floating_point()]
     assert weights and all(t.dtype == torch.float32 for t in weights)
-    resumed = train(cfg.replace(max_steps=3), catalog=catalog, resume=run, quiet=True)
+    resumed = train(
+        cfg.replace(max_steps=3, bf16_weight_copies=False), catalog=catalog, resume=run, quiet=True
+    )
     assert ck.load_checkpoint(resumed).step == 3
+    assert json.loads((run / "resolved.json").read_text())["bf16_weight_copies"] is False
