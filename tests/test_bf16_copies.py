@@ -199,3 +199,29 @@ def test_a_bf16_run_keeps_copies_records_it_and_resumes_without_them(tmp_path):
     )
     assert ck.load_checkpoint(resumed).step == 3
     assert json.loads((run / "resolved.json").read_text())["bf16_weight_copies"] is False
+
+
+def test_layers_sharing_a_weight_share_its_copy_and_train_as_with_autocast():
+    def tied_net():
+        torch.manual_seed(3)
+        first, second = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+        second.weight = first.weight
+        return torch.nn.Sequential(first, torch.nn.ReLU(), second)
+
+    def trained(copies: bool):
+        net = tied_net()
+        if copies:
+            opt = _with_copies(compile_min_weights=10**12)(net)
+            assert len(opt.copies) == 1
+        else:
+            opt = _plain(net)
+        x = torch.randn(4, 8, generator=torch.Generator().manual_seed(4))
+        for _ in range(2):
+            opt.zero_grad()
+            with torch.autocast("cpu", torch.bfloat16):
+                net(x).float().square().mean().backward()
+            opt.step()
+        return net.state_dict()
+
+    want, got = trained(False), trained(True)
+    assert all(torch.equal(want[k], got[k]) for k in want)

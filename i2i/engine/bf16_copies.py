@@ -79,7 +79,6 @@ class _Copy:
     param: nn.Parameter
     copy: Tensor | None = None
     source: tuple[int, int, tuple[int, ...]] | None = None  # the weight the copy was made from
-    swapped: bool = False
 
 
 def _source(p: Tensor) -> tuple[int, int, tuple[int, ...]]:
@@ -89,6 +88,8 @@ def _source(p: Tensor) -> tuple[int, int, tuple[int, ...]]:
 #: Each layer's copy, shared by every :class:`Bf16WeightCopies` that covers the layer (so two
 #: optimizers over one module see the same gradients); gone with the layer.
 _COPIES: weakref.WeakKeyDictionary[nn.Module, _Copy] = weakref.WeakKeyDictionary()
+#: The same copies by ``id`` of their weight: layers that share a weight share its copy.
+_BY_WEIGHT: weakref.WeakValueDictionary[int, _Copy] = weakref.WeakValueDictionary()
 
 
 @torch.no_grad()
@@ -116,15 +117,16 @@ def _swap_in(module: nn.Module, args: Any) -> None:
     if copy.requires_grad != p.requires_grad:
         copy.requires_grad_(p.requires_grad)
     module._parameters[entry.name] = copy
-    entry.swapped = True
 
 
 def _swap_out(module: nn.Module, args: Any, output: Any) -> None:
     """Forward hook (also after a failed forward): the fp32 weight is the parameter again."""
     entry = _COPIES.get(module)
-    if entry is not None and entry.swapped:
+    if entry is None:
+        return
+    current = module._parameters.get(entry.name)
+    if current is not None and current is not entry.param and not isinstance(current, nn.Parameter):
         module._parameters[entry.name] = entry.param
-        entry.swapped = False
 
 
 class Bf16WeightCopies:
@@ -146,7 +148,10 @@ class Bf16WeightCopies:
                     weight = module._parameters.get("weight")
                     if weight is None or weight.dtype != torch.float32:
                         continue
-                    entry = _COPIES[module] = _Copy("weight", weight)
+                    entry = _BY_WEIGHT.get(id(weight))
+                    if entry is None or entry.param is not weight:
+                        entry = _BY_WEIGHT[id(weight)] = _Copy("weight", weight)
+                    _COPIES[module] = entry
                     module.register_forward_pre_hook(_swap_in)
                     module.register_forward_hook(_swap_out, always_call=True)
                 if entry is not None:
