@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -225,3 +226,28 @@ def test_layers_sharing_a_weight_share_its_copy_and_train_as_with_autocast():
 
     want, got = trained(False), trained(True)
     assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_cyclegan_trains_in_bf16_with_copies_of_all_four_networks(tmp_path):
+    from click.testing import CliRunner
+
+    from i2i.cli import build_cli
+    from i2i.data.io import write_image
+    from i2i.plugins import make_plugin_manager
+
+    gen = torch.Generator().manual_seed(0)
+    for folder in ("trainA", "trainB"):
+        for i in range(2):
+            write_image(torch.rand(3, 32, 32, generator=gen), tmp_path / "d" / folder / f"{i}.png")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        build_cli(make_plugin_manager(load_entrypoints=False)),
+        ["run", "--task", "photo2cartoon", "--data", str(tmp_path / "d"), "--out", str(run),
+         "--max-steps", "2", "--crop-size", "32", "--gen-opt", "ngf=4", "--disc-opt", "ndf=4",
+         "--device", "cpu", "--precision", "bf16", "--num-workers", "0", "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "resolved.json").read_text())["bf16_weight_copies"] is True
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train_losses = [v for r in records if r["kind"] == "train" for k, v in r.items() if "loss" in k]
+    assert train_losses and all(math.isfinite(v) for v in train_losses)
