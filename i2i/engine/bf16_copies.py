@@ -214,6 +214,7 @@ def _adam_update(p: Tensor, g: Tensor, m: Tensor, v: Tensor, copy: Tensor, hyper
 
 
 @lru_cache(maxsize=1)
+@torch.no_grad()  # as Bf16CopyAdam.step calls it: grad mode is part of the compiled code's guards
 def fused_update() -> Callable[..., None] | None:
     """:func:`_adam_update` compiled by inductor into one loop over memory, checked against the
     eager update on a small example; None where it cannot be compiled (no C++ compiler, no
