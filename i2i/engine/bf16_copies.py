@@ -272,10 +272,11 @@ class Bf16CopyAdam(FlatFusedAdam):
     """Adam over fp32 weights whose gradients arrive on their bf16 copies (``copies``).
 
     A weight whose copy has a gradient is updated from it, and its copy with it: in one
-    compiled pass where :func:`fused_update` is available and the model has at least
-    ``compile_min_weights`` copied weights, else by the fused Adam kernel on the gradient cast
-    to fp32, followed by a fresh copy. Every other parameter (biases, norms) is plain fused Adam.
-    ``zero_grad`` clears the copies' gradients too.
+    compiled pass where :func:`fused_update` is available and either the copied weights number
+    at least ``compile_min_weights`` or the process compiled it already (``None``: never), else
+    by the fused Adam kernel on the gradient cast to fp32, followed by a fresh copy. Every other
+    parameter (biases, norms) is plain fused Adam. ``zero_grad`` clears the copies' gradients
+    too.
     """
 
     def __init__(
@@ -283,12 +284,18 @@ class Bf16CopyAdam(FlatFusedAdam):
         params: Iterable[Tensor],
         copies: Bf16WeightCopies,
         *,
-        compile_min_weights: int = COMPILE_MIN_WEIGHTS,
+        compile_min_weights: int | None = COMPILE_MIN_WEIGHTS,
         **kwargs: Any,
     ):
         super().__init__(params, **kwargs)
         self.copies = copies
-        self._compiled = copies.numel() >= compile_min_weights
+        self._min_weights = compile_min_weights
+
+    def _compiles(self) -> bool:
+        if self._min_weights is None:
+            return False
+        compiled_already = fused_update.cache_info().currsize > 0
+        return compiled_already or self.copies.numel() >= self._min_weights
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
@@ -296,8 +303,7 @@ class Bf16CopyAdam(FlatFusedAdam):
 
     def _kernel_applies(self, group: dict[str, Any], p: Tensor, g: Tensor) -> bool:
         return (
-            self._compiled
-            and p.grad is None
+            p.grad is None
             and group["fused"]
             and not group["amsgrad"]
             and not group["maximize"]
@@ -306,6 +312,7 @@ class Bf16CopyAdam(FlatFusedAdam):
             and not isinstance(group["lr"], Tensor)
             and _dense(p)
             and g.stride() == p.stride()
+            and self._compiles()
             and fused_update() is not None
         )
 
