@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from i2i.engine.flat_adam import FlatFusedAdam, _flat_view
+from i2i.engine.flat_adam import FlatFusedAdam, _dense_permuted, _flat_view
 
 log = logging.getLogger(__name__)
 
@@ -262,12 +262,6 @@ def _hyper(group: dict[str, Any], t: float) -> Tensor:
     )
 
 
-def _dense(t: Tensor) -> bool:
-    return t.is_contiguous() or (
-        t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
-    )
-
-
 class Bf16CopyAdam(FlatFusedAdam):
     """Adam over fp32 weights whose gradients arrive on their bf16 copies (``copies``).
 
@@ -310,7 +304,7 @@ class Bf16CopyAdam(FlatFusedAdam):
             and not group["differentiable"]
             and group["weight_decay"] == 0
             and not isinstance(group["lr"], Tensor)
-            and _dense(p)
+            and (p.is_contiguous() or _dense_permuted(p))
             and g.stride() == p.stride()
             and self._compiles()
             and fused_update() is not None
@@ -351,7 +345,7 @@ class Bf16CopyAdam(FlatFusedAdam):
         super().step()  # every fp32 gradient, including the copies' gradients cast above
         for p, own_grad in cast:
             p.grad = own_grad  # the optimizer leaves gradients as it found them
-            self._refresh(p)
+            self._refresh(p)  # (the fused kernel leaves the weight's version counter as it was)
         update = fused_update() if fused else None
         hypers: dict[tuple[int, float], Tensor] = {}
         for group, p, g, (step_t, m, v) in fused:
@@ -360,7 +354,7 @@ class Bf16CopyAdam(FlatFusedAdam):
             hyper = hypers.get((id(group), t))
             if hyper is None:
                 hyper = hypers[id(group), t] = _hyper(group, t)
-            flat = [_flat_view(t) for t in (p, g, m, v, self.copies.copy_of(p))]
+            flat = [_flat_view(x) for x in (p, g, m, v, self.copies.copy_of(p))]
             update(*flat, hyper)
             self.copies.mark_current(p)
         return loss
