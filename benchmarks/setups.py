@@ -122,7 +122,8 @@ def engine_defaults(device: torch.device = DEVICE) -> PathSettings:
         channels_last=resolve_channels_last(cfg.channels_last, device, precision, training=True),
         fused_adam=fused,
         flat_adam=fused,  # make_adam's fused Adam is FlatFusedAdam
-        bf16_copies=keeps_bf16_weight_copies(device, precision, compiled=bool(cfg.compile)),
+        bf16_copies=cfg.bf16_weight_copies
+        and keeps_bf16_weight_copies(device, precision, compiled=bool(cfg.compile)),
         compile=bool(cfg.compile),
         flush_denormal=device.type == "cpu",  # `i2i run` sets both (tune_cpu_process)
         keep_heap=device.type == "cpu",

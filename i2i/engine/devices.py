@@ -229,10 +229,11 @@ def keeps_bf16_weight_copies(
     (:mod:`i2i.engine.bf16_copies`): on the CPU under bf16 autocast, in one process, eager.
 
     It saves the per-step casts of every weight to bf16 and of every gradient back to fp32
-    (about 50 ms of a 220-430 ms batch-1 U-Net step on the AMX machine, benchmarks/README.md);
-    it is memory traffic saved, so it pays on any CPU that trains in bf16. Not under DDP
-    (whose gradient hooks sit on the fp32 weights) nor ``torch.compile`` (which fuses the casts
-    itself).
+    (``copy_`` 83 -> 17 ms of a 430-550 ms batch-1 U-Net step on the AMX machine; the whole
+    step 1.01-1.16x faster, benchmarks/README.md item 13): memory traffic saved, not a
+    per-CPU choice. Not under DDP (whose gradient hooks sit on the fp32 weights) nor
+    ``torch.compile`` (the copies' hooks stand aside while dynamo traces, so they would only
+    cost memory).
 
     >>> keeps_bf16_weight_copies(torch.device("cpu"), "bf16"), keeps_bf16_weight_copies(torch.device("cpu"), "fp32")
     (True, False)
