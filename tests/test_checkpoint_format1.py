@@ -87,7 +87,8 @@ def test_an_old_checkpoint_translates_and_exports(old_run, tmp_path):
     assert result.exit_code == 1 and "translates BtoA only" in result.output
 
 
-def test_an_old_run_resumes_and_then_saves_in_the_new_format(old_run, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: with bf16 weight copies
+def test_an_old_run_resumes_and_then_saves_in_the_new_format(old_run, tmp_path, precision):
     gen = torch.Generator().manual_seed(1)
     for split, n in (("train", 2), ("val", 1)):
         for i in range(n):
@@ -107,11 +108,13 @@ def test_an_old_run_resumes_and_then_saves_in_the_new_format(old_run, tmp_path):
             "--device",
             "cpu",
             "--precision",
-            "fp32",
+            precision,
             "-q",
         ],
     )
     assert result.exit_code == 0, result.output
+    resolved = json.loads((old_run / "resolved.json").read_text())
+    assert resolved["bf16_weight_copies"] is (precision == "bf16")
     ckpt = ck.load_checkpoint(old_run)
     assert ckpt.step == 3 and ckpt.config["format_version"] == ck.FORMAT_VERSION
     assert ckpt.config["roles"]["generator"]["name"] == "unet_128"

@@ -41,3 +41,21 @@ def test_make_adam_state_dicts_load_into_plain_adam_and_back():
     again.load_state_dict(plain.state_dict())
     again.step()
     assert net.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_moments_loaded_from_an_nchw_run_take_the_channels_last_layout():
+    """A run saved with NCHW weights and resumed channels_last keeps the flat, copy-free path."""
+    nchw = torch.nn.Conv2d(3, 4, 3)
+    opt = make_adam(nchw.parameters(), lr=1e-3, betas=(0.5, 0.999), device=torch.device("cpu"))
+    nchw(torch.randn(1, 3, 8, 8)).sum().backward()
+    opt.step()
+    saved = opt.state_dict()
+    nhwc = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    nhwc.load_state_dict(nchw.state_dict())
+    again = make_adam(nhwc.parameters(), lr=1e-3, betas=(0.5, 0.999), device=torch.device("cpu"))
+    again.load_state_dict(saved)
+    moments = again.state[nhwc.weight]
+    assert moments["exp_avg"].is_contiguous(memory_format=torch.channels_last)
+    assert moments["exp_avg_sq"].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(moments["exp_avg"], opt.state[nchw.weight]["exp_avg"])
+    assert again.state_dict()["state"][0]["exp_avg"].shape == (4, 3, 3, 3)

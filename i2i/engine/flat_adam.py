@@ -37,14 +37,27 @@ def _dense_permuted(t: Tensor) -> bool:
     )
 
 
+def _layout_of(t: Tensor) -> torch.memory_format:
+    return torch.channels_last if _dense_permuted(t) else torch.contiguous_format
+
+
 class FlatFusedAdam(torch.optim.Adam):
     """``torch.optim.Adam`` whose fused kernel sees channels_last tensors as flat views.
 
     A parameter is flattened only when its gradient and both moment buffers have exactly its
     strides, so every element meets its own gradient and moments; anything else goes to the
     kernel as it is. The optimizer's state keeps the parameters' shapes (checkpoints do not
-    change).
+    change); moments loaded from a checkpoint take their parameter's memory layout (a run saved
+    NCHW, resumed channels_last, keeps the flat path).
     """
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        for p, state in self.state.items():
+            for key in ("exp_avg", "exp_avg_sq"):
+                t = state.get(key)
+                if isinstance(t, Tensor) and t.shape == p.shape and t.stride() != p.stride():
+                    state[key] = t.contiguous(memory_format=_layout_of(p))
 
     def _init_group(self, group, params_with_grad, grads, exp_avgs, exp_avg_sqs, *rest):
         out = super()._init_group(group, params_with_grad, grads, exp_avgs, exp_avg_sqs, *rest)
