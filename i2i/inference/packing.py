@@ -182,6 +182,8 @@ def _packed_forward(self: nn.Module, x: Tensor, output_size: list[int] | None = 
 SUBPIXEL_SIZES = range(8, 17)
 #: the taps of a 4 x 4, stride-2, padding-1 transposed kernel that reach output phase 0 and 1
 _PHASE_TAPS = ((3, 1), (2, 0))
+#: padding, stride, dilation, groups of the 2 x 2 phase convolution
+_SUBPIXEL_ARGS = ([1, 1], [1, 1], [1, 1], 1)
 
 
 def _runs_subpixel(m: nn.Module, x: Tensor) -> bool:
@@ -208,8 +210,7 @@ def _subpixel_weights(packed: _PackedWeights) -> tuple[Tensor, Tensor | None]:
             for b in (0, 1)
         ]
         weight = torch.cat(phases).contiguous(memory_format=torch.channels_last)
-        args = ([1, 1], [1, 1], [1, 1], 1)
-        reordered = torch.ops.mkldnn._reorder_convolution_weight(weight, *args, None)
+        reordered = torch.ops.mkldnn._reorder_convolution_weight(weight, *_SUBPIXEL_ARGS, None)
         bias = None if packed.bias is None else packed.bias.repeat(4)
         packed.subpixel = (reordered, bias)
     return packed.subpixel
@@ -220,7 +221,7 @@ def _subpixel_forward(packed: _PackedWeights, x: Tensor) -> Tensor:
     cropped into its strided place in the output: the same result to rounding."""
     weight, bias = _subpixel_weights(packed)
     phases = torch.ops.mkldnn._convolution_pointwise(
-        x, weight, bias, [1, 1], [1, 1], [1, 1], 1, "none", [None], ""
+        x, weight, bias, *_SUBPIXEL_ARGS, "none", [None], ""
     )
     b, _, h, w = x.shape
     c = phases.shape[1] // 4
