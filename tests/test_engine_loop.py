@@ -61,6 +61,14 @@ def test_learning_rate_per_epoch_in_a_run(catalog, data, tmp_path):
     assert lrs == pytest.approx([2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3])
 
 
+def test_train_records_name_the_epoch_of_their_steps(catalog, data, tmp_path):
+    # 6 steps per epoch, logged every 5: the run's last record (step 12) comes after the end of
+    # the second epoch and belongs to it
+    run = _run(catalog, data, tmp_path / "r", epochs=2, log_every=5)
+    train = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"]
+    assert [(r["step"], r["epoch"]) for r in train] == [(5, 0), (10, 1), (12, 1)]
+
+
 def test_sampler_orders_depend_on_seed_and_epoch_and_shard_evenly():
     a = EpochSampler(7, seed=1)
     orders = []

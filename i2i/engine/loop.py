@@ -313,7 +313,9 @@ class Trainer(ResumableState):
 
     def _log_train(self) -> None:
         self._check_finite()
-        record: dict[str, Any] = {"step": self.global_step, "epoch": self.epoch, "kind": "train"}
+        # the epoch the logged steps belong to: the one just ended when the log comes after it
+        epoch = self.epoch - 1 if self.batch_in_epoch == 0 and self.epoch > 0 else self.epoch
+        record: dict[str, Any] = {"step": self.global_step, "epoch": epoch, "kind": "train"}
         record.update(
             self.meter.record(batch_size=self.config.batch_size, world_size=self.dist.world_size)
         )
