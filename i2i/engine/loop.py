@@ -40,7 +40,7 @@ from i2i.engine.distributed import (
 from i2i.engine.faults import MAX_CONSECUTIVE_NONFINITE, RunFaults, SkippedFiles, TrainingDiverged
 from i2i.engine.reporting import METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR, RunReport
 from i2i.engine.sampling import EpochSampler, epoch_loader
-from i2i.engine.schedule import lr_factor, make_schedulers
+from i2i.engine.schedule import end_epoch, lr_factor, make_schedulers
 from i2i.engine.signals import StopRequests, TrainingInterrupted
 from i2i.engine.step import NonFiniteLossError, TrainStep
 from i2i.engine.throughput import LossMeter
@@ -269,8 +269,7 @@ class Trainer(ResumableState):
         return SkippedFiles.from_datasets(self.train_data, self.val_data, self.sample_data)
 
     def _end_epoch(self) -> None:
-        for sched in self.schedulers.values():
-            sched.step()
+        end_epoch(self.schedulers)
         self.epoch += 1
         self.batch_in_epoch = 0
         cfg = self.config

@@ -11,6 +11,7 @@ As the official pix2pix and CycleGAN code (``lr_policy=linear``): the learning r
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,6 +34,24 @@ def make_schedulers(
     """One scheduler per optimizer, stepped once per epoch."""
     rule = lr_factor(epochs, epochs_decay)
     return {k: LambdaLR(opt, rule) for k, opt in optimizers.items()}
+
+
+def end_epoch(schedulers: Mapping[str, LambdaLR]) -> None:
+    """Move every scheduler on to the next epoch.
+
+    A run resumed from a checkpoint saved at an epoch's end (stopped by a signal there) ends
+    that epoch before its first step: its optimizers stepped in the earlier process, so
+    torch's warning that the scheduler steps "before optimizer.step()" does not apply, and
+    the learning rate of each epoch comes from the rule alone (nothing is skipped).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Detected call of `lr_scheduler\.step\(\)` before",
+            category=UserWarning,
+        )
+        for sched in schedulers.values():
+            sched.step()
 
 
 def load_schedulers(
