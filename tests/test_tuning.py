@@ -171,3 +171,4 @@ def test_doctor_shows_the_choices_and_the_cache_file(machine, pm, tmp_path):
     assert str(tmp_path / "cache") in result.output
     report = json.loads(CliRunner().invoke(cli, ["doctor", "--json"]).output)
     assert report["precision"] == "bf16" and report["cpu_choices"]["source"] == "measured"
+    assert report["training_adam"].startswith("fused Adam with bf16 weight copies")

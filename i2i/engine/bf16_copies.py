@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
+import sys
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -211,6 +214,18 @@ def _adam_update(p: Tensor, g: Tensor, m: Tensor, v: Tensor, copy: Tensor, hyper
     v.copy_(v_new)
     p.copy_(p_new)
     copy.copy_(p_new)
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler inductor would call for :func:`fused_update` (``$CXX``, else ``g++``;
+    ``clang++`` on macOS) where it is on the PATH, else None. Finding it does not prove the
+    compile works; :func:`fused_update` tries.
+
+    >>> cxx_compiler() is None or isinstance(cxx_compiler(), str)
+    True
+    """
+    default = "clang++" if sys.platform == "darwin" else "g++"
+    return shutil.which(os.environ.get("CXX") or default)
 
 
 @lru_cache(maxsize=1)

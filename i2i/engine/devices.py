@@ -247,6 +247,29 @@ def keeps_bf16_weight_copies(
     )
 
 
+def describe_adam(device: torch.device, precision: str) -> str:
+    """The Adam that :func:`make_adam` gives a one-process eager run on ``device`` at
+    ``precision``, in words (for ``i2i doctor``).
+
+    >>> describe_adam(torch.device("cpu"), "fp32")
+    'fused Adam, flat over channels_last weights'
+    """
+    if keeps_bf16_weight_copies(device, precision):
+        from i2i.engine.bf16_copies import COMPILE_MIN_WEIGHTS, cxx_compiler
+
+        cxx = cxx_compiler()
+        how = (
+            f"one update compiled by inductor with {cxx} for models of "
+            f"{COMPILE_MIN_WEIGHTS // 1_000_000}M+ weights"
+            if cxx
+            else "updated uncompiled: no C++ compiler for inductor ($CXX or g++) on the PATH"
+        )
+        return f"fused Adam with bf16 weight copies ({how})"
+    if fused_adam_supported(device.type):
+        return "fused Adam, flat over channels_last weights"
+    return "multi-tensor (foreach) Adam"
+
+
 def make_adam(
     params: Iterable[nn.Parameter],
     *,

@@ -23,7 +23,12 @@ def doctor_report(*, remeasure: bool = False) -> dict:
     """Everything ``i2i doctor`` shows, as a plain dict."""
     import torch
 
-    from i2i.engine.devices import resolve_channels_last, resolve_device, resolve_precision
+    from i2i.engine.devices import (
+        describe_adam,
+        resolve_channels_last,
+        resolve_device,
+        resolve_precision,
+    )
     from i2i.engine.tuning import cache_file, cpu_features, speed_choices
 
     choices = speed_choices(remeasure=remeasure)
@@ -41,6 +46,7 @@ def doctor_report(*, remeasure: bool = False) -> dict:
         "cpu": dataclasses.asdict(cpu),
         "cpu_choices": dataclasses.asdict(choices),
         "cpu_choices_text": choices.describe(),
+        "training_adam": describe_adam(device, precision),
         "cache_file": str(cache) if cache.exists() else None,
     }
 
@@ -72,6 +78,7 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
             f"training {report['channels_last_train']}, inference {report['channels_last_infer']}",
         ),  # fmt: skip
         ("cpu choices", report["cpu_choices_text"]),
+        ("training Adam", report["training_adam"]),
         ("cache", report["cache_file"] or "none (nothing measured)"),
     ]
     width = max(len(k) for k, _ in rows)
