@@ -177,11 +177,7 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
         out(f"i2i  ({kind}): {default.describe()}")
         out(f"i2i+ ({kind}): {proposed.describe()}")
     peaks = conv_peaks(reps=2 if args.quick else 5)
-    out(
-        f"conv peak (3x3, 512->512 ch, 8x32x32, forward): fp32 {peaks['fp32']:.0f} GFLOP/s "
-        f"(NCHW {peaks['fp32_nchw']:.0f}, channels_last {peaks['fp32_channels_last']:.0f}), "
-        f"bf16 channels_last {peaks['bf16']:.0f} GFLOP/s = {peaks['bf16'] / peaks['fp32']:.2f}x fp32"
-    )
+    out(f"conv peak (3x3, 512->512 ch, 8x32x32, forward): {describe_peaks(peaks)}")
     results = []
     for spec in specs:
         reps, warmup = reps_for(spec, args.quick, args.reps)
@@ -225,7 +221,44 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
             out(line)
     out(f"\nload average at end {load_average()}")
     report["load_average_end"] = load_average()
+    end_peaks = conv_peaks(reps=2 if args.quick else 5)
+    report["peaks_gflops_end"] = end_peaks
+    out(f"conv peak at end: {describe_peaks(end_peaks)}")
+    if machine_changed(peaks, end_peaks):
+        out(
+            "the machine's speed changed during the run (conv peaks at start and end differ "
+            f"by more than {PEAK_DRIFT:.0%}): the rows may mix its states; run it again"
+        )
     return report
+
+
+#: Conv peaks at a run's start and end that differ by more than this say the machine changed
+#: speed in between (the shared AMX machine moves between states 2-3x apart, benchmarks/README.md).
+PEAK_DRIFT = 0.2
+
+
+def describe_peaks(peaks: dict) -> str:
+    """One line for :func:`benchmarks.machine.conv_peaks`' numbers.
+
+    >>> describe_peaks({"fp32": 200, "fp32_nchw": 190, "fp32_channels_last": 200, "bf16": 1600})
+    'fp32 200 GFLOP/s (NCHW 190, channels_last 200), bf16 channels_last 1600 GFLOP/s = 8.00x fp32'
+    """
+    return (
+        f"fp32 {peaks['fp32']:.0f} GFLOP/s "
+        f"(NCHW {peaks['fp32_nchw']:.0f}, channels_last {peaks['fp32_channels_last']:.0f}), "
+        f"bf16 channels_last {peaks['bf16']:.0f} GFLOP/s = {peaks['bf16'] / peaks['fp32']:.2f}x fp32"
+    )
+
+
+def machine_changed(start: dict, end: dict, drift: float = PEAK_DRIFT) -> bool:
+    """Whether the fp32 or bf16 conv peak moved by more than ``drift`` (relative) in a run.
+
+    >>> machine_changed({"fp32": 200, "bf16": 1600}, {"fp32": 210, "bf16": 1500})
+    False
+    >>> machine_changed({"fp32": 200, "bf16": 1600}, {"fp32": 150, "bf16": 500})
+    True
+    """
+    return any(abs(end[k] - start[k]) > drift * max(start[k], 1e-9) for k in ("fp32", "bf16"))
 
 
 def main(argv: list[str] | None = None) -> int:
