@@ -69,6 +69,20 @@ def test_train_records_name_the_epoch_of_their_steps(catalog, data, tmp_path):
     assert [(r["step"], r["epoch"]) for r in train] == [(5, 0), (10, 1), (12, 1)]
 
 
+def test_the_logged_rate_leaves_out_the_first_slow_step():
+    import time
+
+    from i2i.engine.throughput import LossMeter
+
+    meter = LossMeter()
+    time.sleep(0.3)  # the first step: kernels built, code compiled
+    meter.add({"l1": torch.tensor(1.0)})
+    for _ in range(3):
+        meter.add({"l1": torch.tensor(1.0)})
+    record = meter.record(batch_size=1, world_size=1)
+    assert record["train/l1"] == 1.0 and record["speed/it_s"] > 100  # 4 / 0.3 s had it at 13
+
+
 def test_sampler_orders_depend_on_seed_and_epoch_and_shard_evenly():
     a = EpochSampler(7, seed=1)
     orders = []
