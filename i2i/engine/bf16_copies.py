@@ -298,13 +298,14 @@ class Bf16CopyAdam(FlatFusedAdam):
     ):
         super().__init__(params, **kwargs)
         self.copies = copies
-        self._min_weights = compile_min_weights
+        # the copies are fixed at their construction, so their size is too
+        self._never = compile_min_weights is None
+        self._large = not self._never and copies.numel() >= compile_min_weights
 
     def _compiles(self) -> bool:
-        if self._min_weights is None:
+        if self._never:
             return False
-        compiled_already = fused_update.cache_info().currsize > 0
-        return compiled_already or self.copies.numel() >= self._min_weights
+        return self._large or fused_update.cache_info().currsize > 0  # compiled already
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
