@@ -28,7 +28,14 @@ if __package__ in (None, ""):  # `python benchmarks/bench.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.data_rate import data_images_per_second, default_workers, facades_dataset
-from benchmarks.machine import conv_peaks, describe_machine, load_average
+from benchmarks.machine import (
+    PEAK_DRIFT,
+    conv_peaks,
+    describe_machine,
+    describe_peaks,
+    load_average,
+    machine_changed,
+)
 from benchmarks.rows import DEFAULT_ROWS, RowResult, RowSpec, measure_row
 from benchmarks.setups import (
     REFERENCE,
@@ -230,35 +237,6 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
             f"by more than {PEAK_DRIFT:.0%}): the rows may mix its states; run it again"
         )
     return report
-
-
-#: Conv peaks at a run's start and end that differ by more than this say the machine changed
-#: speed in between (the shared AMX machine moves between states 2-3x apart, benchmarks/README.md).
-PEAK_DRIFT = 0.2
-
-
-def describe_peaks(peaks: dict) -> str:
-    """One line for :func:`benchmarks.machine.conv_peaks`' numbers.
-
-    >>> describe_peaks({"fp32": 200, "fp32_nchw": 190, "fp32_channels_last": 200, "bf16": 1600})
-    'fp32 200 GFLOP/s (NCHW 190, channels_last 200), bf16 channels_last 1600 GFLOP/s = 8.00x fp32'
-    """
-    return (
-        f"fp32 {peaks['fp32']:.0f} GFLOP/s "
-        f"(NCHW {peaks['fp32_nchw']:.0f}, channels_last {peaks['fp32_channels_last']:.0f}), "
-        f"bf16 channels_last {peaks['bf16']:.0f} GFLOP/s = {peaks['bf16'] / peaks['fp32']:.2f}x fp32"
-    )
-
-
-def machine_changed(start: dict, end: dict, drift: float = PEAK_DRIFT) -> bool:
-    """Whether the fp32 or bf16 conv peak moved by more than ``drift`` (relative) in a run.
-
-    >>> machine_changed({"fp32": 200, "bf16": 1600}, {"fp32": 210, "bf16": 1500})
-    False
-    >>> machine_changed({"fp32": 200, "bf16": 1600}, {"fp32": 150, "bf16": 500})
-    True
-    """
-    return any(abs(end[k] - start[k]) > drift * max(start[k], 1e-9) for k in ("fp32", "bf16"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,9 @@ The peak is a large 3x3 convolution (batch 8, 512 -> 512 channels, 32 x 32, the 
 shapes tried on this machine) run forward without grad: in fp32 NCHW, in fp32 channels_last,
 and in bf16 channels_last with input and weight already bf16 (the kernel alone), timed
 interleaved like every other row. ``fp32`` is the better of the two fp32 layouts. Each path's
-achieved GFLOP/s is reported as a fraction of the peak of its own precision.
+achieved GFLOP/s is reported as a fraction of the peak of its own precision. Peaks measured
+at a run's start and end tell whether the machine changed speed in between
+(:func:`machine_changed`).
 
 >>> p = conv_peaks(reps=1, warmup=0, batch=1, channels=8, size=8)
 >>> sorted(p)
@@ -87,3 +89,32 @@ def load_average() -> str:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+#: Conv peaks at a run's start and end that differ by more than this say the machine changed
+#: speed in between (the shared AMX machine moves between states 2-3x apart, benchmarks/README.md).
+PEAK_DRIFT = 0.2
+
+
+def describe_peaks(peaks: dict) -> str:
+    """One line for :func:`benchmarks.machine.conv_peaks`' numbers.
+
+    >>> describe_peaks({"fp32": 200, "fp32_nchw": 190, "fp32_channels_last": 200, "bf16": 1600})
+    'fp32 200 GFLOP/s (NCHW 190, channels_last 200), bf16 channels_last 1600 GFLOP/s = 8.00x fp32'
+    """
+    return (
+        f"fp32 {peaks['fp32']:.0f} GFLOP/s "
+        f"(NCHW {peaks['fp32_nchw']:.0f}, channels_last {peaks['fp32_channels_last']:.0f}), "
+        f"bf16 channels_last {peaks['bf16']:.0f} GFLOP/s = {peaks['bf16'] / peaks['fp32']:.2f}x fp32"
+    )
+
+
+def machine_changed(start: dict, end: dict, drift: float = PEAK_DRIFT) -> bool:
+    """Whether the fp32 or bf16 conv peak moved by more than ``drift`` (relative) in a run.
+
+    >>> machine_changed({"fp32": 200, "bf16": 1600}, {"fp32": 210, "bf16": 1500})
+    False
+    >>> machine_changed({"fp32": 200, "bf16": 1600}, {"fp32": 150, "bf16": 500})
+    True
+    """
+    return any(abs(end[k] - start[k]) > drift * max(start[k], 1e-9) for k in ("fp32", "bf16"))
