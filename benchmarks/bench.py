@@ -7,6 +7,7 @@ Run from the repository root::
     python -m benchmarks.bench --rows train256_b1,infer256_b8 --json out.json
     python -m benchmarks.bench --quality       # fp32 vs default training quality
     python -m benchmarks.bench --profile train256_b1
+    python -m benchmarks.bench --rows 'train256_*' --steady 30   # on a machine that changes speed
 
 Every row times the reference path and i2i's paths interleaved, repetition by repetition,
 each in its own worker process, and reports medians after warm-up; see
@@ -162,12 +163,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every path in this process: no isolation (i2i+'s heap setting then applies "
         "to the paths after it), no memory figures",
     )
+    p.add_argument(
+        "--steady",
+        type=float,
+        metavar="MINUTES",
+        help="for a machine whose speed changes with its neighbours: time rounds across every "
+        "row for MINUTES with a short probe of the machine's speed between rounds, and report "
+        "each row from every round and from the rounds at the run's best speed",
+    )
     p.add_argument("--no-data", action="store_true", help="skip the data pipeline measurement")
     p.add_argument("--quality", action="store_true", help="run the quality comparison instead")
     p.add_argument("--quality-steps", type=int, default=400, help="training steps per quality run")
     p.add_argument("--quality-seeds", type=int, default=2, help="fp32 seeds in the quality run")
     p.add_argument("--profile", metavar="ROW", help="print torch.profiler top ops of a row's paths")
     return p
+
+
+def run_steady(
+    specs: list[RowSpec], args: argparse.Namespace, peaks: dict, report: dict, out=print
+) -> list[RowResult]:
+    """``--steady``: rounds across every row for the given minutes (see :mod:`benchmarks.steady`).
+
+    Prints the rows from the rounds at the run's best speed and from every round, stores both
+    and every round in ``report``, and returns the best-speed rows (every round where none was).
+    """
+    from benchmarks.steady import best_probe, measure_steady
+
+    if args.in_process:
+        raise SystemExit("--steady runs every path in its own process; drop --in-process")
+    out(
+        f"  timing rounds across {', '.join(s.name for s in specs)} for {args.steady:g} minutes "
+        "(a probe of the machine's speed between rounds) ..."
+    )
+    steady = measure_steady(
+        specs,
+        {spec.name: paths_for(spec) for spec in specs},
+        minutes=args.steady,
+        warmup={spec.name: reps_for(spec, args.quick, args.reps)[1] for spec in specs},
+    )
+    report["steady"] = steady.to_dict()
+    best = best_probe(steady.rounds)
+    out(
+        f"\n{len(steady.rounds)} rounds; best probe readings fp32 {best['fp32']:.0f}, bf16 "
+        f"{best['bf16']:.0f} GFLOP/s ({best['bf16'] / best['fp32']:.2f}x; batch-2 conv), copy "
+        f"{best['copy_gbs']:.1f} GB/s; {sum(steady.keep)} rounds had every reading of both "
+        f"probes within {PEAK_DRIFT:.0%} of those (the run's best speed); the tables' % columns "
+        "are of the best probe readings"
+    )
+    for row in steady.all_rounds:
+        kept, total = steady.counts(row.spec.name)
+        fastest = {name: min(p.seconds) for name, p in row.paths.items()}
+        ratios = ", ".join(
+            f"{name} {fastest['reference'] / t:.2f}x"
+            for name, t in fastest.items()
+            if name != "reference"
+        )
+        out(
+            f"  {row.spec.name}: {kept} of {total} rounds at the best speed; fastest call of "
+            f"each path against the reference's fastest: {ratios}"
+        )
+    out("\nfrom the rounds at the run's best speed:")
+    out(format_table(steady.full_speed, best) if steady.full_speed else "(none)")
+    out("\nfrom every round:")
+    out(format_table(steady.all_rounds, best))
+    return steady.full_speed or steady.all_rounds
 
 
 def run_speed(args: argparse.Namespace, out=print) -> dict:
@@ -185,24 +244,27 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
         out(f"i2i+ ({kind}): {proposed.describe()}")
     peaks = conv_peaks(reps=2 if args.quick else 5)
     out(f"conv peak (3x3, 512->512 ch, 8x32x32, forward): {describe_peaks(peaks)}")
-    results = []
-    for spec in specs:
-        reps, warmup = reps_for(spec, args.quick, args.reps)
-        out(f"  measuring {spec.name} ({reps} reps after {warmup} warm-up) ...")
-        results.append(
-            measure_row(
-                spec, paths_for(spec), reps=reps, warmup=warmup, isolate=not args.in_process
-            )
-        )
     report = {
         "date": f"{started:%Y-%m-%d}",
         "machine": describe_machine(),
         "load_average": load_average(),
         "peaks_gflops": peaks,
-        "rows": [r.to_dict() for r in results],
     }
-    out("")
-    out(format_table(results, peaks))
+    if args.steady is not None:
+        results = run_steady(specs, args, peaks, report, out)
+    else:
+        results = []
+        for spec in specs:
+            reps, warmup = reps_for(spec, args.quick, args.reps)
+            out(f"  measuring {spec.name} ({reps} reps after {warmup} warm-up) ...")
+            results.append(
+                measure_row(
+                    spec, paths_for(spec), reps=reps, warmup=warmup, isolate=not args.in_process
+                )
+            )
+        out("")
+        out(format_table(results, peaks))
+    report["rows"] = [r.to_dict() for r in results]
     if not args.no_data:
         root = data_root()
         try:

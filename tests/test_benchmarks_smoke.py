@@ -18,6 +18,7 @@ from benchmarks import (
     quality,
     rows,
     setups,
+    steady,
 )
 from benchmarks.data_rate import data_images_per_second, facades_dataset
 from benchmarks.rows import RowSpec, measure_row
@@ -27,7 +28,8 @@ TINY = TrainSetup(size=32, num_downs=5, batch=1, ngf=8, ndf=8)
 
 
 @pytest.mark.parametrize(
-    "module", [harness, setups, rows, bench, quality, machine, profiling, data_rate, cyclegan]
+    "module",
+    [harness, setups, rows, bench, quality, machine, profiling, data_rate, cyclegan, steady],
 )
 def test_doctests_of_the_benchmark_modules_pass(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
@@ -84,3 +86,26 @@ def test_select_rows_rejects_unknown_names():
 def test_data_pipeline_rate_on_facades(data_root):
     dataset = facades_dataset(data_root, load_size=143, crop_size=128)
     assert data_images_per_second(dataset, num_workers=0, batches=3, skip=1) > 0
+
+
+def test_steady_rounds_report_only_rows_timed_at_the_runs_best_speed():
+    """Probes alternate fast, slow, fast, ...: only a round with fast probes on both sides counts."""
+    fast = {"fp32": 250.0, "bf16": 2000.0, "copy_gbs": 30.0}
+    slow = {"fp32": 250.0, "bf16": 2000.0, "copy_gbs": 10.0}  # memory bandwidth taken
+    readings = iter([fast, slow] * 50)
+    spec_a = RowSpec("a", "infer", TINY)
+    spec_b = RowSpec("b", "infer", TrainSetup(size=32, num_downs=5, batch=2, ngf=8, ndf=8))
+    paths = {
+        s.name: {"reference": REFERENCE, "i2i": translator_defaults()} for s in (spec_a, spec_b)
+    }
+    report = steady.measure_steady(
+        [spec_a, spec_b], paths, minutes=0, warmup={"a": 0, "b": 0}, probe=lambda: next(readings)
+    )
+    # one cycle: probes fast | a | slow | b | fast: neither round had fast probes on both sides
+    assert [r.row for r in report.rounds] == ["a", "b"]
+    assert report.keep == [False, False] and report.full_speed == []
+    assert [r.spec.name for r in report.all_rounds] == ["a", "b"]
+    for r in report.all_rounds:
+        assert r.flops > 0 and set(r.paths) == {"reference", "i2i"}
+        assert all(p.peak_bytes and len(p.seconds) == 1 for p in r.paths.values())
+    json.dumps(report.to_dict())
