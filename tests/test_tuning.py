@@ -172,3 +172,16 @@ def test_doctor_shows_the_choices_and_the_cache_file(machine, pm, tmp_path):
     report = json.loads(CliRunner().invoke(cli, ["doctor", "--json"]).output)
     assert report["precision"] == "bf16" and report["cpu_choices"]["source"] == "measured"
     assert report["training_adam"].startswith("fused Adam with bf16 weight copies")
+
+
+def test_doctor_names_the_missing_compiler_when_the_adam_update_cannot_be_compiled(
+    machine, pm, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from i2i.cli import build_cli
+
+    machine(ZEN4, ratio=1.7)
+    monkeypatch.setenv("CXX", "no-such-cxx-for-i2i")
+    report = json.loads(CliRunner().invoke(build_cli(pm), ["doctor", "--json"]).output)
+    assert "updated uncompiled: no no-such-cxx-for-i2i on the PATH" in report["training_adam"]

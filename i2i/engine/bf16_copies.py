@@ -216,16 +216,24 @@ def _adam_update(p: Tensor, g: Tensor, m: Tensor, v: Tensor, copy: Tensor, hyper
     copy.copy_(p_new)
 
 
+def wanted_cxx() -> str:
+    """The C++ compiler inductor calls: ``$CXX``, else ``g++`` (``clang++`` on macOS).
+
+    >>> wanted_cxx() != ""
+    True
+    """
+    default = "clang++" if sys.platform == "darwin" else "g++"
+    return os.environ.get("CXX") or default
+
+
 def cxx_compiler() -> str | None:
-    """The C++ compiler inductor would call for :func:`fused_update` (``$CXX``, else ``g++``;
-    ``clang++`` on macOS) where it is on the PATH, else None. Finding it does not prove the
-    compile works; :func:`fused_update` tries.
+    """The path of :func:`wanted_cxx` where it is on the PATH, else None. Finding it does not
+    prove the compile works; :func:`fused_update` tries.
 
     >>> cxx_compiler() is None or isinstance(cxx_compiler(), str)
     True
     """
-    default = "clang++" if sys.platform == "darwin" else "g++"
-    return shutil.which(os.environ.get("CXX") or default)
+    return shutil.which(wanted_cxx())
 
 
 @lru_cache(maxsize=1)

@@ -255,14 +255,15 @@ def describe_adam(device: torch.device, precision: str) -> str:
     'fused Adam, flat over channels_last weights'
     """
     if keeps_bf16_weight_copies(device, precision):
-        from i2i.engine.bf16_copies import COMPILE_MIN_WEIGHTS, cxx_compiler
+        from i2i.engine.bf16_copies import COMPILE_MIN_WEIGHTS, cxx_compiler, wanted_cxx
 
         cxx = cxx_compiler()
         how = (
             f"one update compiled by inductor with {cxx} for models of "
             f"{COMPILE_MIN_WEIGHTS // 1_000_000}M+ weights"
             if cxx
-            else "updated uncompiled: no C++ compiler for inductor ($CXX or g++) on the PATH"
+            else f"updated uncompiled: no {wanted_cxx()} on the PATH for inductor "
+            "(set $CXX to a C++ compiler)"
         )
         return f"fused Adam with bf16 weight copies ({how})"
     if fused_adam_supported(device.type):
