@@ -136,6 +136,32 @@ def _interleave_workers(workers: dict, reps: int, warmup: int) -> dict[str, list
     return times
 
 
+def start_workers(spec: RowSpec, paths: dict[str, PathSettings]) -> dict:
+    """A :class:`benchmarks.workers.PathWorker` per path, started, not yet waited for: start
+    every worker of a run first, then ``wait_ready`` each, so they build their networks at once."""
+    from benchmarks.workers import PathWorker
+
+    workers: dict = {}
+    try:
+        for name, settings in paths.items():
+            workers[name] = PathWorker(spec, settings, wait=False)
+    except BaseException:
+        for worker in workers.values():
+            worker.close()
+        raise
+    return workers
+
+
+def row_flops(spec: RowSpec, paths: dict[str, PathSettings], workers: dict) -> int:
+    """FLOPs of one call of ``spec``: counted by the reference path's worker where there is
+    one, else on the reference path in this process."""
+    ref_name = next((n for n, s in paths.items() if s == REFERENCE), None)
+    if ref_name is not None:
+        return workers[ref_name].flops()
+    enter_path(REFERENCE)
+    return count_flops(make_fn(spec, REFERENCE))
+
+
 def measure_row(
     spec: RowSpec,
     paths: dict[str, PathSettings],
@@ -151,24 +177,17 @@ def measure_row(
     the per-path settings before each call; no memory figure.
     """
     if isolate:
-        from benchmarks.workers import PathWorker
-
         workers: dict = {}
         try:
-            for name, settings in paths.items():  # start them all, then wait for each
-                workers[name] = PathWorker(spec, settings, wait=False)
+            workers = start_workers(spec, paths)
             for worker in workers.values():
                 worker.wait_ready()
             times = _interleave_workers(workers, reps, warmup)
             peaks = {name: w.peak_bytes() for name, w in workers.items()}
-            ref_name = next((n for n, s in paths.items() if s == REFERENCE), None)
-            flops = workers[ref_name].flops() if ref_name else None
+            flops = row_flops(spec, paths, workers)
         finally:
             for w in workers.values():
                 w.close()
-        if flops is None:
-            enter_path(REFERENCE)
-            flops = count_flops(make_fn(spec, REFERENCE))
     else:
         fns = {}
         for name, settings in paths.items():

@@ -5,8 +5,8 @@ benchmarks/README.md runs its bf16 convolutions 2-4x slower in its "slow" state,
 for hours, and comes back to full speed for a minute or two at a time. A 4-minute run then
 mixes states or never sees the fast one. ``python -m benchmarks.bench --steady MINUTES`` keeps
 the worker processes of every selected row alive for MINUTES and times *rounds* in turn across
-the rows: one call of each path of a row (order alternating), with a short convolution probe
-(:func:`probe`) between consecutive rounds. At the end each row is reported twice: from every
+the rows: one call of each path of a row (order alternating), with a short probe of the
+machine's speed (:func:`probe`: convolutions and a memory copy) between consecutive rounds. At the end each row is reported twice: from every
 round, and from the rounds whose probes on both sides reached the run's best speed
 (:func:`at_full_speed`: fp32, bf16 and copy bandwidth each within ``tolerance`` of the best
 reading of the run). Both paths of a round share its machine state, so their ratio is fair in
@@ -31,8 +31,8 @@ import torch
 
 from benchmarks.harness import median
 from benchmarks.machine import PEAK_DRIFT, conv_peaks
-from benchmarks.rows import PathResult, RowResult, RowSpec
-from benchmarks.setups import REFERENCE, PathSettings
+from benchmarks.rows import PathResult, RowResult, RowSpec, row_flops, start_workers
+from benchmarks.setups import PathSettings
 
 PROBE_KEYS = ("fp32", "bf16", "copy_gbs")
 
@@ -72,7 +72,7 @@ class Round:
 
 
 def best_probe(rounds: Sequence[Round]) -> dict[str, float]:
-    """The highest fp32 and bf16 readings of any probe of ``rounds``.
+    """The highest reading of each kind (fp32, bf16, copy bandwidth) in any probe of ``rounds``.
 
     >>> a, b = {"fp32": 1, "bf16": 5, "copy_gbs": 9}, {"fp32": 2, "bf16": 4, "copy_gbs": 8}
     >>> best_probe([Round("r", {}, a, b)])
@@ -184,15 +184,10 @@ def measure_steady(
     probe: Callable[[], dict[str, float]] = probe,
 ) -> SteadyReport:
     """Start a worker per path of every row, warm each up, time rounds for ``minutes``."""
-    from benchmarks.workers import PathWorker
-
-    workers: dict[str, dict[str, PathWorker]] = {}
+    workers: dict[str, dict] = {}
     try:
         for spec in specs:  # start them all, then wait for each
-            workers[spec.name] = {
-                name: PathWorker(spec, settings, wait=False)
-                for name, settings in paths[spec.name].items()
-            }
+            workers[spec.name] = start_workers(spec, dict(paths[spec.name]))
         for row in workers.values():
             for worker in row.values():
                 worker.wait_ready()
@@ -203,10 +198,7 @@ def measure_steady(
         calls = {row: {n: w.call for n, w in ws.items()} for row, ws in workers.items()}
         rounds = run_rounds(calls, seconds=60 * minutes, probe=probe)
         peaks = {row: {n: w.peak_bytes() for n, w in ws.items()} for row, ws in workers.items()}
-        flops = {}
-        for spec in specs:
-            ref = next((n for n, s in paths[spec.name].items() if s == REFERENCE), None)
-            flops[spec.name] = workers[spec.name][ref or next(iter(workers[spec.name]))].flops()
+        flops = {s.name: row_flops(s, dict(paths[s.name]), workers[s.name]) for s in specs}
     finally:
         for row in workers.values():
             for worker in row.values():
