@@ -8,6 +8,7 @@ Run from the repository root::
     python -m benchmarks.bench --quality       # fp32 vs default training quality
     python -m benchmarks.bench --profile train256_b1
     python -m benchmarks.bench --rows 'train256_*' --steady 30   # on a machine that changes speed
+    python -m benchmarks.bench --device cuda --no-data         # on a GPU
 
 Every row times the reference path and i2i's paths interleaved, repetition by repetition,
 each in its own worker process, and reports medians after warm-up; see
@@ -29,6 +30,7 @@ if __package__ in (None, ""):  # `python benchmarks/bench.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.data_rate import data_images_per_second, default_workers, facades_dataset
+from benchmarks.device import DEVICES, DeviceUnavailable, bench_device, describe_memory, use_device
 from benchmarks.machine import (
     PEAK_DRIFT,
     conv_peaks,
@@ -176,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality-steps", type=int, default=400, help="training steps per quality run")
     p.add_argument("--quality-seeds", type=int, default=2, help="fp32 seeds in the quality run")
     p.add_argument("--profile", metavar="ROW", help="print torch.profiler top ops of a row's paths")
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        help="where the networks run (default: $I2I_BENCH_DEVICE, else cpu); cuda times each "
+        "call until the GPU has finished it and reports GPU memory",
+    )
     return p
 
 
@@ -234,7 +242,11 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
     specs = select_rows(args.rows)
     started = dt.datetime.now()
     out(f"# i2i benchmark, {started:%Y-%m-%d %H:%M}")
+    device = bench_device()
     out(f"machine: {describe_machine()}; load average at start {load_average()}")
+    out(f"device: {device.type}; peak memory is the {describe_memory(device)}")
+    if device.type == "cuda":
+        out("every path runs with cudnn.benchmark (the official code sets it for fixed sizes)")
     out(f"reference:        {REFERENCE.describe()}")
     for kind, default, proposed in (
         ("train", engine_defaults(), proposed_training()),
@@ -242,11 +254,12 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
     ):
         out(f"i2i  ({kind}): {default.describe()}")
         out(f"i2i+ ({kind}): {proposed.describe()}")
-    peaks = conv_peaks(reps=2 if args.quick else 5)
+    peaks = conv_peaks(reps=2 if args.quick else 5, device=device)
     out(f"conv peak (3x3, 512->512 ch, 8x32x32, forward): {describe_peaks(peaks)}")
     report = {
         "date": f"{started:%Y-%m-%d}",
         "machine": describe_machine(),
+        "device": device.type,
         "load_average": load_average(),
         "peaks_gflops": peaks,
     }
@@ -290,7 +303,7 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
             out(line)
     out(f"\nload average at end {load_average()}")
     report["load_average_end"] = load_average()
-    end_peaks = conv_peaks(reps=2 if args.quick else 5)
+    end_peaks = conv_peaks(reps=2 if args.quick else 5, device=device)
     report["peaks_gflops_end"] = end_peaks
     out(f"conv peak at end: {describe_peaks(end_peaks)}")
     if machine_changed(peaks, end_peaks):
@@ -303,6 +316,15 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        device = use_device(args.device) if args.device else bench_device()
+    except DeviceUnavailable as exc:
+        raise SystemExit(str(exc)) from None
+    if device.type != "cpu" and (args.quality or args.profile or args.steady is not None):
+        raise SystemExit(
+            "--quality, --profile and --steady run on the CPU only (their probes and "
+            "profiles are the CPU's); drop them or --device"
+        )
     if args.quality:
         from benchmarks.quality import run_quality
 

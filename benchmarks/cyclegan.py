@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.setups import DEVICE, PathSettings, TrainSetup, build_adam, synthetic_batch
+from benchmarks.device import bench_device
+from benchmarks.setups import PathSettings, TrainSetup, build_adam, synthetic_batch
 from i2i import RecipeSetup, Wrapping
 from i2i import catalog as default_catalog
 from i2i.config import resolve_config
@@ -38,6 +39,7 @@ __all__ = ["build_cyclegan_step", "synthetic_batch"]
 def build_cyclegan_step(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Any:
     """The cyclegan recipe's step for ``setup``, run the way ``settings`` says."""
     cat = default_catalog()
+    device = bench_device()
     task = cat.tasks.get(TASK).obj
     if (setup.in_channels, setup.out_channels) != (task.in_channels, task.out_channels):
         raise ValueError(f"the CycleGAN row uses task {TASK!r}: 3 -> 3 channels")
@@ -54,7 +56,7 @@ def build_cyclegan_step(setup: TrainSetup, settings: PathSettings, seed: int = 0
         batch_size=setup.batch,
         precision=settings.precision,
         channels_last=settings.channels_last,
-        device=DEVICE.type,
+        device=device.type,
     )
     torch.manual_seed(seed)
     recipe = cat.recipes.get(cfg.recipe).obj
@@ -64,7 +66,7 @@ def build_cyclegan_step(setup: TrainSetup, settings: PathSettings, seed: int = 0
             options=dict(cfg.recipe_options),
             task=task,
             catalog=cat,
-            device=DEVICE,
+            device=device,
             precision=settings.precision,
             dist=DistInfo(),
         )

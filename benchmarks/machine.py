@@ -24,17 +24,26 @@ import subprocess
 import torch
 import torch.nn.functional as F
 
+from benchmarks.device import synced
 from benchmarks.harness import count_flops, interleaved, median
 
 
 def conv_peaks(
-    *, reps: int = 5, warmup: int = 1, batch: int = 8, channels: int = 512, size: int = 32
+    *,
+    reps: int = 5,
+    warmup: int = 1,
+    batch: int = 8,
+    channels: int = 512,
+    size: int = 32,
+    device: torch.device | None = None,
 ) -> dict[str, float]:
     """Measured GFLOP/s of a large conv (medians): ``fp32_nchw``, ``fp32_channels_last``,
-    ``fp32`` (the better of those two) and ``bf16``."""
+    ``fp32`` (the better of those two) and ``bf16``; on ``device`` (the CPU by default),
+    each call timed until the device has finished it."""
+    device = device or torch.device("cpu")
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, channels, size, size, generator=gen)
-    w = torch.randn(channels, channels, 3, 3, generator=gen) * 0.02
+    x = torch.randn(batch, channels, size, size, generator=gen).to(device)
+    w = (torch.randn(channels, channels, 3, 3, generator=gen) * 0.02).to(device)
     x_cl = x.contiguous(memory_format=torch.channels_last)
     w_cl = w.contiguous(memory_format=torch.channels_last)
     x_bf, w_bf = x_cl.bfloat16(), w_cl.bfloat16()
@@ -44,7 +53,7 @@ def conv_peaks(
             with torch.no_grad():
                 F.conv2d(a, b, padding=1)
 
-        return run
+        return synced(run, device)
 
     fns = {
         "fp32_nchw": conv(x, w),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from benchmarks.device import bench_device, synced
 from benchmarks.harness import count_flops, interleaved, median
 from benchmarks.setups import (
     REFERENCE,
@@ -118,10 +119,10 @@ class RowResult:
 
 
 def make_fn(spec: RowSpec, settings: PathSettings, seed: int = 0):
-    """The no-argument callable the row times for ``settings``."""
-    if spec.kind == "train":
-        return train_step_fn(spec.setup, settings, seed)
-    return inference_fn(spec.setup, settings, seed)
+    """The no-argument callable the row times for ``settings``; on a GPU it returns once the
+    device has finished the call's work (:func:`benchmarks.device.synced`)."""
+    make = train_step_fn if spec.kind == "train" else inference_fn
+    return synced(make(spec.setup, settings, seed), bench_device())
 
 
 def _interleave_workers(workers: dict, reps: int, warmup: int) -> dict[str, list[float]]:

@@ -13,6 +13,8 @@
   says ``channels_last=False``), shown only where it differs from ``i2i``.
 
 Training paths share the step and the objective; inference runs the generator in eval mode.
+Everything runs on the benchmark's device (:func:`benchmarks.device.bench_device`: the CPU
+unless ``--device cuda``).
 
 >>> s = TrainSetup(size=32, num_downs=5, ngf=4, ndf=4)
 >>> train_step_fn(s, REFERENCE, seed=0)()
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from benchmarks.device import bench_device
 from i2i import catalog as default_catalog
 from i2i.config import RunConfig
 from i2i.engine.bf16_copies import Bf16WeightCopies
@@ -48,7 +51,6 @@ from i2i.losses import Objective
 from i2i.models import UNetGenerator
 from i2i.models.layers import set_speedups
 
-DEVICE = torch.device("cpu")
 PAPER_OBJECTIVE = {"gan": 1.0, "l1": 100.0}
 LR, BETAS = 2e-4, (0.5, 0.999)
 
@@ -111,8 +113,10 @@ REFERENCE = PathSettings(
 )
 
 
-def engine_defaults(device: torch.device = DEVICE) -> PathSettings:
-    """Training as a default ``RunConfig`` resolves on ``device`` (what ``i2i run`` does)."""
+def engine_defaults(device: torch.device | None = None) -> PathSettings:
+    """Training as a default ``RunConfig`` resolves on ``device`` (what ``i2i run`` does;
+    ``None``: the benchmark's device, :func:`benchmarks.device.bench_device`)."""
+    device = device or bench_device()
     cfg = RunConfig(task="facades")
     precision = resolve_precision(cfg.precision, device)
     fused = fused_adam_supported(device.type)
@@ -130,16 +134,22 @@ def engine_defaults(device: torch.device = DEVICE) -> PathSettings:
     )
 
 
-def proposed_training(device: torch.device = DEVICE) -> PathSettings:
+def proposed_training(device: torch.device | None = None) -> PathSettings:
     """The engine's defaults with channels_last as :func:`resolve_channels_last` decides for
-    this machine (``RunConfig.channels_last=None``, once the engine takes it)."""
+    this machine (``RunConfig.channels_last=None``, once the engine takes it); on a GPU,
+    channels_last under autocast, the layout of its tensor cores, which i2i does not choose
+    there yet: the GPU table is to say whether it should."""
+    device = device or bench_device()
     base = engine_defaults(device)
     auto = resolve_channels_last(None, device, base.precision, training=True)
+    if device.type == "cuda":
+        auto = base.precision != "fp32"
     return dataclasses.replace(base, name="i2i+", channels_last=auto)
 
 
-def translator_defaults(device: torch.device = DEVICE) -> PathSettings:
+def translator_defaults(device: torch.device | None = None) -> PathSettings:
     """Inference as i2i's Translator runs it by default (precision and memory format auto)."""
+    device = device or bench_device()
     precision = resolve_precision("auto", device)
     return PathSettings(
         "i2i",
@@ -154,15 +164,24 @@ def translator_defaults(device: torch.device = DEVICE) -> PathSettings:
     )
 
 
-def proposed_inference(device: torch.device = DEVICE) -> PathSettings:
-    """Nothing proposed beyond the Translator's defaults at present (no ``i2i+`` row)."""
-    return dataclasses.replace(translator_defaults(device), name="i2i+")
+def proposed_inference(device: torch.device | None = None) -> PathSettings:
+    """Nothing proposed beyond the Translator's defaults on the CPU at present (no ``i2i+``
+    row); on a GPU, channels_last under autocast, as :func:`proposed_training`."""
+    device = device or bench_device()
+    base = translator_defaults(device)
+    if device.type == "cuda":
+        base = dataclasses.replace(base, channels_last=base.precision != "fp32")
+    return dataclasses.replace(base, name="i2i+")
 
 
 def enter_path(settings: PathSettings) -> None:
     """Apply the process-wide settings of a path (once per worker process, or before each
-    call when paths share a process; ``keep_heap`` cannot be undone there)."""
+    call when paths share a process; ``keep_heap`` cannot be undone there). On a GPU every
+    path lets cuDNN pick its kernels for the row's fixed sizes (``cudnn.benchmark``), as the
+    official code and ``i2i run`` do for fixed-size crops."""
     torch.set_flush_denormal(settings.flush_denormal)
+    if bench_device().type == "cuda":
+        torch.backends.cudnn.benchmark = True
     if settings.keep_heap:
         from i2i.engine.devices import keep_freed_memory
 
@@ -226,7 +245,7 @@ def build_adam(modules: list[nn.Module], settings: PathSettings) -> torch.optim.
         return torch.optim.Adam(params, lr=LR, betas=BETAS, foreach=True)
     if settings.flat_adam:
         copies = Bf16WeightCopies(modules) if settings.bf16_copies else None
-        return make_adam(params, lr=LR, betas=BETAS, device=DEVICE, copies=copies)
+        return make_adam(params, lr=LR, betas=BETAS, device=bench_device(), copies=copies)
     return torch.optim.Adam(params, lr=LR, betas=BETAS, fused=True)
 
 
@@ -245,10 +264,11 @@ def _memory_format(settings: PathSettings) -> torch.memory_format:
 
 def build_train_step(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Pix2PixStep:
     """The engine's pix2pix step for ``setup`` run the way ``settings`` says."""
+    device = bench_device()
     gen, disc = build_networks(setup, seed, speedups=settings.speedups)
     fmt = _memory_format(settings)
-    gen, disc = gen.to(DEVICE, memory_format=fmt), disc.to(DEVICE, memory_format=fmt)
-    objective = Objective.from_weights(PAPER_OBJECTIVE, default_catalog().losses).to(DEVICE)
+    gen, disc = gen.to(device, memory_format=fmt), disc.to(device, memory_format=fmt)
+    objective = Objective.from_weights(PAPER_OBJECTIVE, default_catalog().losses).to(device)
     step = Pix2PixStep(
         gen,
         disc,
@@ -256,7 +276,7 @@ def build_train_step(setup: TrainSetup, settings: PathSettings, seed: int = 0) -
         build_adam([gen], settings),
         build_adam([disc], settings),
         conditional=True,
-        device=DEVICE,
+        device=device,
         precision=settings.precision,
         channels_last=settings.channels_last,
     )
@@ -286,12 +306,14 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
 
     With ``settings.translator`` the batch goes through ``Translator.run`` (i2i's own
     inference, with its padding check and test-mode handling); otherwise straight into the
-    generator, as the official test script does.
+    generator, as the official test script does. The batch starts on the CPU, as a
+    DataLoader's does, so on a GPU both paths copy it over in each call.
     """
+    device = bench_device()
     gen, _ = build_networks(setup, seed, speedups=settings.speedups)
     # The Translator sets the layout itself, after its bf16 cast, as `i2i translate` does.
     fmt = torch.contiguous_format if settings.translator else _memory_format(settings)
-    gen = gen.to(DEVICE, memory_format=fmt).eval()
+    gen = gen.to(device, memory_format=fmt).eval()
     for p in gen.parameters():
         p.requires_grad_(False)
     x = synthetic_batch(setup, seed)["input"]
@@ -307,6 +329,7 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
             channels_last=settings.channels_last,
             bf16_weights=True,  # as `i2i translate` builds it
             prepack=settings.prepack,
+            device=device,
         )
         if settings.compile:
             translator.generator = torch.compile(gen)
@@ -318,7 +341,7 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
     net = torch.compile(gen) if settings.compile else gen
 
     def run() -> None:
-        with torch.no_grad(), autocast(DEVICE, settings.precision):
-            net(x).float()
+        with torch.no_grad(), autocast(device, settings.precision):
+            net(x.to(device)).float()
 
     return run

@@ -4,8 +4,9 @@ Process-wide settings (flush-denormal, the allocator's behaviour, what the heap 
 earlier work) would leak from one path into the other if both ran in one process. So each path
 of a row lives in its own fresh process; the parent asks the workers in turn for one timed
 call, so both paths still see the same machine load, repetition by repetition. A worker also
-reports its peak RSS growth since before it built its networks (weights, optimizer state,
-activations, allocator caches: everything the path costs).
+reports its peak memory growth since before it built its networks (weights, optimizer state,
+activations, allocator caches: everything the path costs): resident memory on the CPU, the
+GPU memory torch allocated on a GPU.
 
 >>> from benchmarks.rows import RowSpec
 >>> from benchmarks.setups import REFERENCE, TrainSetup
@@ -23,7 +24,8 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from benchmarks.harness import count_flops, peak_rss_bytes, reset_peak_rss, rss_bytes
+from benchmarks.device import bench_device, memory_baseline, peak_memory_growth
+from benchmarks.harness import count_flops
 from benchmarks.setups import PathSettings, TrainSetup, enter_path
 
 STARTUP_TIMEOUT_S = 600.0
@@ -36,8 +38,8 @@ def _serve(conn: Any, spec_d: dict, settings_d: dict, seed: int) -> None:
         settings = PathSettings(**settings_d)
         spec = RowSpec(spec_d["name"], spec_d["kind"], TrainSetup(**spec_d["setup"]))
         enter_path(settings)
-        reset_peak_rss()
-        base = rss_bytes()
+        device = bench_device()
+        base = memory_baseline(device)
         fn = make_fn(spec, settings, seed)
         conn.send(("ready", None))
     except BaseException as exc:  # report, then die
@@ -51,7 +53,7 @@ def _serve(conn: Any, spec_d: dict, settings_d: dict, seed: int) -> None:
                 fn()
                 conn.send(("ok", time.perf_counter() - start))
             elif cmd == "peak":
-                conn.send(("ok", max(0, peak_rss_bytes() - base)))
+                conn.send(("ok", peak_memory_growth(device, base)))
             elif cmd == "flops":
                 conn.send(("ok", count_flops(fn)))
             elif cmd == "stop":
@@ -108,7 +110,8 @@ class PathWorker:
         return float(self._ask("call"))
 
     def peak_bytes(self) -> int:
-        """Peak RSS growth of the worker since before it built its networks."""
+        """Peak memory growth of the worker since before it built its networks: resident
+        memory on the CPU, GPU memory on a GPU (:mod:`benchmarks.device`)."""
         return int(self._ask("peak"))
 
     def flops(self) -> int:

@@ -12,6 +12,7 @@ from benchmarks import (
     bench,
     cyclegan,
     data_rate,
+    device,
     harness,
     machine,
     profiling,
@@ -29,7 +30,19 @@ TINY = TrainSetup(size=32, num_downs=5, batch=1, ngf=8, ndf=8)
 
 @pytest.mark.parametrize(
     "module",
-    [harness, setups, rows, bench, quality, machine, profiling, data_rate, cyclegan, steady],
+    [
+        harness,
+        setups,
+        rows,
+        bench,
+        quality,
+        machine,
+        profiling,
+        data_rate,
+        cyclegan,
+        steady,
+        device,
+    ],
 )
 def test_doctests_of_the_benchmark_modules_pass(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
@@ -109,3 +122,34 @@ def test_steady_rounds_report_only_rows_timed_at_the_runs_best_speed():
         assert r.flops > 0 and set(r.paths) == {"reference", "i2i"}
         assert all(p.peak_bytes and len(p.seconds) == 1 for p in r.paths.values())
     json.dumps(report.to_dict())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_asking_for_a_gpu_without_one_says_so_before_measuring_anything(monkeypatch):
+    monkeypatch.delenv("I2I_BENCH_DEVICE", raising=False)
+    with pytest.raises(SystemExit, match="no CUDA GPU"):
+        bench.main(["--device", "cuda", "--rows", "infer256_b1", "--quick", "--no-data"])
+    assert "I2I_BENCH_DEVICE" not in __import__("os").environ
+
+
+def test_a_timed_call_on_a_gpu_waits_for_the_device(monkeypatch):
+    events = []
+    monkeypatch.setattr(device, "synchronize", lambda d: events.append(("sync", d.type)))
+    timed = device.synced(lambda: events.append("kernels queued"), torch.device("cuda"))
+    timed()
+    assert events == ["kernels queued", ("sync", "cuda")]
+    plain = device.synced(lambda: events.append("cpu"), torch.device("cpu"))
+    events.clear()
+    plain()
+    assert events == ["cpu"]
+
+
+def test_on_a_gpu_the_table_proposes_channels_last_under_autocast(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    gpu = torch.device("cuda")
+    default, proposed = setups.engine_defaults(gpu), setups.proposed_training(gpu)
+    assert (default.precision, default.channels_last) == ("bf16", False)
+    assert (proposed.precision, proposed.channels_last) == ("bf16", True)
+    assert not default.flush_denormal and not default.keep_heap  # CPU-only settings
+    infer = setups.proposed_inference(gpu)
+    assert infer.channels_last and infer.translator and not infer.prepack
