@@ -185,3 +185,23 @@ def test_doctor_names_the_missing_compiler_when_the_adam_update_cannot_be_compil
     monkeypatch.setenv("CXX", "no-such-cxx-for-i2i")
     report = json.loads(CliRunner().invoke(build_cli(pm), ["doctor", "--json"]).output)
     assert "updated uncompiled: no no-such-cxx-for-i2i on the PATH" in report["training_adam"]
+
+
+def test_cudnn_times_its_kernels_only_where_training_sizes_are_fixed(monkeypatch):
+    from i2i.data.transforms import PreprocessConfig
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # put back afterwards
+    gpu = torch.device("cuda")  # a flag only: no GPU is touched
+    for mode, want in [
+        ("resize_and_crop", True),
+        ("crop", True),
+        ("scale_width_and_crop", True),
+        ("scale_width", False),
+        ("none", False),
+    ]:
+        fixed = PreprocessConfig(mode=mode).fixed_train_size
+        assert devices.use_cudnn_autotuner(gpu, fixed_sizes=fixed) is want, mode
+        assert torch.backends.cudnn.benchmark is want, mode
+    torch.backends.cudnn.benchmark = True
+    assert devices.use_cudnn_autotuner(CPU, fixed_sizes=False) is False
+    assert torch.backends.cudnn.benchmark is True  # the CPU leaves the flag as it was

@@ -64,6 +64,16 @@ class PreprocessConfig:
                 f"in mode {self.mode!r}"
             )
 
+    @property
+    def fixed_train_size(self) -> bool:
+        """Whether every training image comes out ``crop_size`` x ``crop_size`` (the modes
+        that crop); ``scale_width`` and ``none`` keep each image's own shape.
+
+        >>> PreprocessConfig().fixed_train_size, PreprocessConfig(mode="scale_width").fixed_train_size
+        (True, False)
+        """
+        return self.mode in ("resize_and_crop", "crop", "scale_width_and_crop")
+
 
 @dataclass(frozen=True)
 class TransformParams:

@@ -197,6 +197,22 @@ def resolve_prepack(value: bool | None, device: torch.device, precision: str) ->
     return precision in speed_choices().prepack_infer
 
 
+def use_cudnn_autotuner(device: torch.device, fixed_sizes: bool) -> bool:
+    """On a CUDA device, let cuDNN time its convolution kernels once per shape and keep the
+    fastest (``torch.backends.cudnn.benchmark``) where every training batch has the same size;
+    returns whether it is on. The official pix2pix code does the same (on unless
+    ``--preprocess scale_width``): with fixed crops the timing is paid once, at the first
+    step. Process-wide; other devices are left as they are.
+
+    >>> use_cudnn_autotuner(torch.device("cpu"), fixed_sizes=True)
+    False
+    """
+    if device.type != "cuda":
+        return False
+    torch.backends.cudnn.benchmark = bool(fixed_sizes)
+    return bool(fixed_sizes)
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """Mixed-precision autocast for bf16/fp16; a no-op for fp32."""
     if precision == "fp32":

@@ -33,7 +33,12 @@ from i2i.config import (
     validate_config,
 )
 from i2i.engine import checkpoint as ckpt_io
-from i2i.engine.devices import resolve_channels_last, resolve_device, resolve_precision
+from i2i.engine.devices import (
+    resolve_channels_last,
+    resolve_device,
+    resolve_precision,
+    use_cudnn_autotuner,
+)
 from i2i.engine.distributed import (
     DistInfo,
     barrier,
@@ -191,6 +196,7 @@ def train(
         sample_data = val_data or build_dataset(task, root, "train", train=False, **common)
 
         seed_everything(cfg.seed)
+        use_cudnn_autotuner(device, fixed_sizes=preprocess.fixed_train_size)
         recipe = catalog.recipes.get(cfg.recipe).obj
         setup = RecipeSetup(
             config=cfg,
@@ -276,6 +282,8 @@ def resolved_settings(setup: RecipeSetup) -> dict[str, Any]:
     }
     if setup.device.type == "cpu":
         out["cpu_choices"] = dataclasses.asdict(speed_choices())
+    if setup.device.type == "cuda":
+        out["cudnn_benchmark"] = torch.backends.cudnn.benchmark  # use_cudnn_autotuner
     return out
 
 
