@@ -41,6 +41,7 @@ _LAZY = {
     "in_test_mode": "i2i.engine.validate",
     "init_weights": "i2i.models.layers",
     "norm_layer": "i2i.models.layers",
+    "check_image_batch": "i2i.models.layers",
 }
 
 
@@ -111,6 +112,7 @@ __all__ = [
     "adversarial_terms",
     "autocast",
     "check_finite",
+    "check_image_batch",
     "in_test_mode",
     "init_weights",
     "norm_layer",

@@ -21,7 +21,8 @@ def i2i_register_generators(register):
     """Register generator factories: ``register(name, factory, *, aliases=(), summary=None, **meta)``.
 
     A factory takes ``in_channels``, ``out_channels`` and its own keywords and returns an
-    ``nn.Module`` whose ``size_multiple`` attribute says which input sizes it accepts.
+    ``nn.Module`` whose ``size_multiple`` attribute says which input sizes it accepts
+    (``i2i.check_image_batch`` refuses other inputs with the built-in networks' messages).
     """
 
 

@@ -71,6 +71,30 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     return module
 
 
+def check_image_batch(
+    x: Tensor, in_channels: int, *, name: str, size_multiple: int = 1, why: str = ""
+) -> None:
+    """Refuse ``x`` unless it is ``(B, in_channels, H, W)`` with ``H`` and ``W`` multiples of
+    ``size_multiple``: a ``ValueError`` naming the network ``name`` (and ``why`` the sides must
+    be multiples, e.g. " with 8 downsamplings") and the shape it got.
+
+    >>> check_image_batch(torch.zeros(1, 3, 8, 8), 3, name="net", size_multiple=4)
+    >>> check_image_batch(torch.zeros(1, 3, 6, 8), 3, name="net", size_multiple=4, why=" with 2 downsamplings")
+    Traceback (most recent call last):
+    ...
+    ValueError: net with 2 downsamplings needs H and W multiples of 4, got 6 x 8
+    >>> check_image_batch(torch.zeros(3, 8, 8), 3, name="net")
+    Traceback (most recent call last):
+    ...
+    ValueError: net expected (B, 3, H, W), got (3, 8, 8)
+    """
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"{name} expected (B, {in_channels}, H, W), got {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % size_multiple or w % size_multiple:
+        raise ValueError(f"{name}{why} needs H and W multiples of {size_multiple}, got {h} x {w}")
+
+
 # --- speed helpers ---------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from i2i.models.layers import check_norm, init_weights, norm_layer, uses_bias
+from i2i.models.layers import check_image_batch, check_norm, init_weights, norm_layer, uses_bias
 
 
 def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
@@ -99,11 +99,7 @@ class PatchDiscriminator(nn.Module):
         init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expected (B, {self.in_channels}, H, W), "
-                f"got {tuple(x.shape)}"
-            )
+        check_image_batch(x, self.in_channels, name=type(self).__name__)
         return self.model(x)
 
 

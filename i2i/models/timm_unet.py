@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from i2i.models.layers import check_norm, init_weights, norm_layer, uses_bias
+from i2i.models.layers import check_image_batch, check_norm, init_weights, norm_layer, uses_bias
 from i2i.models.unet import DROPOUT_BLOCKS
 
 
@@ -131,16 +131,13 @@ class TimmUNet(nn.Module):
             load_encoder_weights(self.encoder, weights, in_channels=in_channels, name=encoder)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"unet_timm expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
-            )
-        h, w = x.shape[-2:]
-        if h % self.size_multiple or w % self.size_multiple:
-            raise ValueError(
-                f"unet_timm with encoder {self.encoder_name!r} needs H and W multiples of "
-                f"{self.size_multiple}, got {h} x {w}"
-            )
+        check_image_batch(
+            x,
+            self.in_channels,
+            name="unet_timm",
+            size_multiple=self.size_multiple,
+            why=f" with encoder {self.encoder_name!r}",
+        )
         feats = self.encoder(((x + 1) * 0.5 - self.input_mean) / self.input_std)
         y = feats[-1]
         for k, block in enumerate(self.decoder):

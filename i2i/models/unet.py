@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from i2i.models.layers import (
     GemmConv2d,
     GemmConvTranspose2d,
+    check_image_batch,
     check_norm,
     dense_grad,
     init_weights,
@@ -127,18 +128,13 @@ class UNetGenerator(nn.Module):
         init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expected (B, {self.in_channels}, H, W), "
-                f"got {tuple(x.shape)}"
-            )
-        h, w = x.shape[-2:]
-        m = self.size_multiple
-        if h % m or w % m:
-            raise ValueError(
-                f"{type(self).__name__} with {self.num_downs} downsamplings needs H and W "
-                f"multiples of {m}, got {h} x {w}"
-            )
+        check_image_batch(
+            x,
+            self.in_channels,
+            name=type(self).__name__,
+            size_multiple=self.size_multiple,
+            why=f" with {self.num_downs} downsamplings",
+        )
         features = []
         for layer in self.encoder:
             x = layer(x)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from i2i import init_weights, norm_layer
+from i2i import check_image_batch, init_weights, norm_layer
 
 NORMS = ("batch", "instance", "none")
 N_DOWNSAMPLING = 2
@@ -130,15 +130,9 @@ class ResnetGenerator(nn.Module):
         init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expected (B, {self.in_channels}, H, W), "
-                f"got {tuple(x.shape)}"
-            )
-        h, w = x.shape[-2:]
-        m = self.size_multiple
-        if h % m or w % m:
-            raise ValueError(f"{type(self).__name__} needs H and W multiples of {m}, got {h} x {w}")
+        check_image_batch(
+            x, self.in_channels, name=type(self).__name__, size_multiple=self.size_multiple
+        )
         return self.model(x)
 
 
