@@ -93,8 +93,14 @@ def _fmt_mb(value: int | None) -> str:
     return "-" if value is None else f"{value / MIB:.0f}"
 
 
+#: On a GPU, also the defaults with PyTorch's stock layers: i2i's small-convolution GEMM path
+#: was tuned against oneDNN on CPUs, and only a GPU table can say whether it pays against cuDNN.
+STOCK_LAYERS = "i2i stock layers"
+
+
 def paths_for(spec: RowSpec) -> dict[str, PathSettings]:
-    """``reference``, ``i2i`` (the defaults) and ``i2i+`` (proposals) where it differs.
+    """``reference``, ``i2i`` (the defaults) and ``i2i+`` (proposals) where it differs; on a
+    GPU also :data:`STOCK_LAYERS`.
 
     >>> {"i2i", "reference"} <= set(paths_for(DEFAULT_ROWS[0]))  # i2i+ where proposals differ
     True
@@ -106,6 +112,8 @@ def paths_for(spec: RowSpec) -> dict[str, PathSettings]:
     paths = {"reference": REFERENCE, "i2i": default}
     if dataclasses.replace(proposed, name=default.name) != default:
         paths["i2i+"] = proposed
+    if bench_device().type == "cuda":
+        paths[STOCK_LAYERS] = dataclasses.replace(default, name=STOCK_LAYERS, speedups=False)
     return paths
 
 
@@ -254,6 +262,8 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
     ):
         out(f"i2i  ({kind}): {default.describe()}")
         out(f"i2i+ ({kind}): {proposed.describe()}")
+    if device.type == "cuda":
+        out(f"{STOCK_LAYERS}: the i2i paths with PyTorch's stock layers (no small-conv GEMMs)")
     peaks = conv_peaks(reps=2 if args.quick else 5, device=device)
     out(f"conv peak (3x3, 512->512 ch, 8x32x32, forward): {describe_peaks(peaks)}")
     report = {

@@ -153,3 +153,7 @@ def test_on_a_gpu_the_table_proposes_channels_last_under_autocast(monkeypatch):
     assert not default.flush_denormal and not default.keep_heap  # CPU-only settings
     infer = setups.proposed_inference(gpu)
     assert infer.channels_last and infer.translator and not infer.prepack
+    monkeypatch.setenv("I2I_BENCH_DEVICE", "cuda")
+    paths = bench.paths_for(rows.DEFAULT_ROWS[0])
+    assert list(paths) == ["reference", "i2i", "i2i+", bench.STOCK_LAYERS]
+    assert not paths[bench.STOCK_LAYERS].speedups and paths["i2i"].speedups
