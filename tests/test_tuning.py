@@ -205,3 +205,26 @@ def test_cudnn_times_its_kernels_only_where_training_sizes_are_fixed(monkeypatch
     torch.backends.cudnn.benchmark = True
     assert devices.use_cudnn_autotuner(CPU, fixed_sizes=False) is False
     assert torch.backends.cudnn.benchmark is True  # the CPU leaves the flag as it was
+
+
+def test_doctor_names_the_gpu_and_its_autotuner_only_where_there_is_one(machine, pm, monkeypatch):
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from i2i.cli import build_cli
+
+    machine(AMX)
+    cli = build_cli(pm)
+    plain = CliRunner().invoke(cli, ["doctor"]).output
+    assert "gpu" not in plain and "cudnn" not in plain
+    props = SimpleNamespace(name="NVIDIA H200", major=9, minor=0, total_memory=139 * 2**30)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert devices.describe_gpu() == "NVIDIA H200: compute 9.0, bf16, 139 GiB"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # doctor's device stays cpu
+    monkeypatch.setattr(devices, "describe_gpu", lambda index=0: "NVIDIA H200: compute 9.0")
+    shown = CliRunner().invoke(cli, ["doctor"]).output
+    assert "gpu              NVIDIA H200: compute 9.0" in shown
+    assert "cudnn autotuner  on in `i2i run` where every training crop has one size" in shown

@@ -197,6 +197,23 @@ def resolve_prepack(value: bool | None, device: torch.device, precision: str) ->
     return precision in speed_choices().prepack_infer
 
 
+def describe_gpu(index: int = 0) -> str | None:
+    """The CUDA GPU ``index`` in words (name, compute capability, bf16, memory); None
+    without one.
+
+    >>> describe_gpu() is None or "compute" in describe_gpu()
+    True
+    """
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(index)
+    bf16 = "bf16" if torch.cuda.is_bf16_supported() else "no bf16 (fp16 autocast)"
+    return (
+        f"{props.name}: compute {props.major}.{props.minor}, {bf16}, "
+        f"{props.total_memory / 2**30:.0f} GiB"
+    )
+
+
 def use_cudnn_autotuner(device: torch.device, fixed_sizes: bool) -> bool:
     """On a CUDA device, let cuDNN time its convolution kernels once per shape and keep the
     fastest (``torch.backends.cudnn.benchmark``) where every training batch has the same size;

@@ -1,6 +1,7 @@
 """``i2i doctor``: what this machine offers and which speed settings ``auto`` means here.
 
-Shows torch, threads, the device ``auto`` picks, the CPU's features, the speed choices of
+Shows torch, threads, the device ``auto`` picks, the CPU's features, a CUDA GPU where there
+is one (with the cuDNN autotuner ``i2i run`` uses there), the speed choices of
 :mod:`i2i.engine.tuning` with how they were decided, and the cache file holding a
 measurement. ``--remeasure`` times the bf16 / fp32 convolution again (about a second).
 
@@ -25,6 +26,7 @@ def doctor_report(*, remeasure: bool = False) -> dict:
 
     from i2i.engine.devices import (
         describe_adam,
+        describe_gpu,
         resolve_channels_last,
         resolve_device,
         resolve_precision,
@@ -48,6 +50,7 @@ def doctor_report(*, remeasure: bool = False) -> dict:
         "cpu_choices_text": choices.describe(),
         "training_adam": describe_adam(device, precision),
         "cache_file": str(cache) if cache.exists() else None,
+        "gpu": describe_gpu(),
     }
 
 
@@ -81,6 +84,11 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
         ("training Adam", report["training_adam"]),
         ("cache", report["cache_file"] or "none (nothing measured)"),
     ]
+    if report["gpu"]:
+        rows[2:2] = [
+            ("gpu", report["gpu"]),
+            ("cudnn autotuner", "on in `i2i run` where every training crop has one size"),
+        ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
