@@ -327,7 +327,7 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        device = use_device(args.device) if args.device else bench_device()
+        device = use_device(args.device or bench_device().type)  # checks $I2I_BENCH_DEVICE too
     except DeviceUnavailable as exc:
         raise SystemExit(str(exc)) from None
     if device.type != "cpu" and (args.quality or args.profile or args.steady is not None):

@@ -130,6 +130,9 @@ def test_asking_for_a_gpu_without_one_says_so_before_measuring_anything(monkeypa
     with pytest.raises(SystemExit, match="no CUDA GPU"):
         bench.main(["--device", "cuda", "--rows", "infer256_b1", "--quick", "--no-data"])
     assert "I2I_BENCH_DEVICE" not in __import__("os").environ
+    monkeypatch.setenv("I2I_BENCH_DEVICE", "cuda")  # the same asked for through the environment
+    with pytest.raises(SystemExit, match="no CUDA GPU"):
+        bench.main(["--rows", "infer256_b1", "--quick", "--no-data"])
 
 
 def test_a_timed_call_on_a_gpu_waits_for_the_device(monkeypatch):
