@@ -216,3 +216,14 @@ def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
     assert is_packed(tr.generator)
     tr.prepack = False
     assert not is_packed(tr.generator) and torch.equal(tr.translate(img), expected_bf16)
+
+
+def test_torch_compile_runs_a_packed_unet_including_its_subpixel_layers():
+    net = unet().to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1  # the decoder sees 8 and 16 px: the sub-pixel sizes
+    with torch.no_grad():
+        pack_convolutions(net, channels_last=True)
+        expected = net(x)
+        compiled = torch.compile(net, dynamic=True, backend="eager")  # traced with symbolic sizes
+        got = compiled(x)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)

@@ -194,8 +194,9 @@ def _runs_subpixel(m: nn.Module, x: Tensor) -> bool:
         and tuple(m.output_padding) == (0, 0)
         and tuple(m.dilation) == (1, 1)
         and m.groups == 1
-        and x.shape[-2] in SUBPIXEL_SIZES
-        and x.shape[-1] in SUBPIXEL_SIZES
+        # comparisons, not `in range(...)`: torch.compile traces them on symbolic sizes
+        and SUBPIXEL_SIZES.start <= x.shape[-2] < SUBPIXEL_SIZES.stop
+        and SUBPIXEL_SIZES.start <= x.shape[-1] < SUBPIXEL_SIZES.stop
     )
 
 
