@@ -96,13 +96,18 @@ def _fmt_mb(value: int | None) -> str:
 #: On a GPU, also the defaults with PyTorch's stock layers: i2i's small-convolution GEMM path
 #: was tuned against oneDNN on CPUs, and only a GPU table can say whether it pays against cuDNN.
 STOCK_LAYERS = "i2i stock layers"
+#: With ``--with-compile``: the defaults with both networks under ``torch.compile`` (inductor;
+#: CUDA graphs are its ``reduce-overhead`` mode, not this), compiled during the warm-up calls.
+COMPILED = "i2i compiled"
 
 
-def paths_for(spec: RowSpec) -> dict[str, PathSettings]:
+def paths_for(spec: RowSpec, *, with_compile: bool = False) -> dict[str, PathSettings]:
     """``reference``, ``i2i`` (the defaults) and ``i2i+`` (proposals) where it differs; on a
-    GPU also :data:`STOCK_LAYERS`.
+    GPU also :data:`STOCK_LAYERS`; with ``with_compile`` also :data:`COMPILED`.
 
     >>> {"i2i", "reference"} <= set(paths_for(DEFAULT_ROWS[0]))  # i2i+ where proposals differ
+    True
+    >>> paths_for(DEFAULT_ROWS[0], with_compile=True)[COMPILED].compile
     True
     """
     if spec.kind == "train":
@@ -114,6 +119,8 @@ def paths_for(spec: RowSpec) -> dict[str, PathSettings]:
         paths["i2i+"] = proposed
     if bench_device().type == "cuda":
         paths[STOCK_LAYERS] = dataclasses.replace(default, name=STOCK_LAYERS, speedups=False)
+    if with_compile:
+        paths[COMPILED] = dataclasses.replace(default, name=COMPILED, compile=True)
     return paths
 
 
@@ -187,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality-seeds", type=int, default=2, help="fp32 seeds in the quality run")
     p.add_argument("--profile", metavar="ROW", help="print torch.profiler top ops of a row's paths")
     p.add_argument(
+        "--with-compile",
+        action="store_true",
+        help="also time the defaults under torch.compile (compiled in the warm-up calls; "
+        "minutes on 2 CPU cores)",
+    )
+    p.add_argument(
         "--device",
         choices=DEVICES,
         help="where the networks run (default: $I2I_BENCH_DEVICE, else cpu); cuda times each "
@@ -213,7 +226,7 @@ def run_steady(
     )
     steady = measure_steady(
         specs,
-        {spec.name: paths_for(spec) for spec in specs},
+        {spec.name: paths_for(spec, with_compile=args.with_compile) for spec in specs},
         minutes=args.steady,
         warmup={spec.name: reps_for(spec, args.quick, args.reps)[1] for spec in specs},
     )
@@ -264,6 +277,8 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
         out(f"i2i+ ({kind}): {proposed.describe()}")
     if device.type == "cuda":
         out(f"{STOCK_LAYERS}: the i2i paths with PyTorch's stock layers (no small-conv GEMMs)")
+    if args.with_compile:
+        out(f"{COMPILED}: the i2i paths with both networks under torch.compile")
     peaks = conv_peaks(reps=2 if args.quick else 5, device=device)
     out(f"conv peak (3x3, 512->512 ch, 8x32x32, forward): {describe_peaks(peaks)}")
     report = {
@@ -279,10 +294,16 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
         results = []
         for spec in specs:
             reps, warmup = reps_for(spec, args.quick, args.reps)
+            if args.with_compile:
+                warmup = max(warmup, 3)  # the first calls compile (and may compile again)
             out(f"  measuring {spec.name} ({reps} reps after {warmup} warm-up) ...")
             results.append(
                 measure_row(
-                    spec, paths_for(spec), reps=reps, warmup=warmup, isolate=not args.in_process
+                    spec,
+                    paths_for(spec, with_compile=args.with_compile),
+                    reps=reps,
+                    warmup=warmup,
+                    isolate=not args.in_process,
                 )
             )
         out("")
