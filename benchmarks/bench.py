@@ -252,10 +252,10 @@ def run_steady(
             f"each path against the reference's fastest: {ratios}"
         )
     out("\nfrom the rounds at the run's best speed:")
-    out(format_table(steady.full_speed, best) if steady.full_speed else "(none)")
+    out(format_table(steady.best_speed, best) if steady.best_speed else "(none)")
     out("\nfrom every round:")
     out(format_table(steady.all_rounds, best))
-    return steady.full_speed or steady.all_rounds
+    return steady.best_speed or steady.all_rounds
 
 
 def run_speed(args: argparse.Namespace, out=print) -> dict:

@@ -8,7 +8,7 @@ the worker processes of every selected row alive for MINUTES and times *rounds* 
 the rows: one call of each path of a row (order alternating), with a short probe of the
 machine's speed (:func:`probe`: convolutions and a memory copy) between consecutive rounds. At the end each row is reported twice: from every
 round, and from the rounds whose probes on both sides reached the run's best speed
-(:func:`at_full_speed`: fp32, bf16 and copy bandwidth each within ``tolerance`` of the best
+(:func:`at_best_speed`: fp32, bf16 and copy bandwidth each within ``tolerance`` of the best
 reading of the run). Both paths of a round share its machine state, so their ratio is fair in
 either report. That selection means something only where a state outlasts a round: on
 2026-12-03 the AMX machine flipped within a second (see benchmarks/README.md), and its rounds
@@ -17,7 +17,7 @@ at the best probes were too few and too mixed to stand for its full speed.
 >>> fast = {"fp32": 250.0, "bf16": 2000.0, "copy_gbs": 30.0}
 >>> slow = {"fp32": 150.0, "bf16": 500.0, "copy_gbs": 30.0}
 >>> rounds = [Round("r", {"a": 1.0}, fast, fast), Round("r", {"a": 2.0}, fast, slow)]
->>> at_full_speed(rounds)
+>>> at_best_speed(rounds)
 [True, False]
 """
 
@@ -82,7 +82,7 @@ def best_probe(rounds: Sequence[Round]) -> dict[str, float]:
     return {k: max(p[k] for p in probes) for k in PROBE_KEYS}
 
 
-def at_full_speed(rounds: Sequence[Round], tolerance: float = PEAK_DRIFT) -> list[bool]:
+def at_best_speed(rounds: Sequence[Round], tolerance: float = PEAK_DRIFT) -> list[bool]:
     """For each round: were both its probes within ``tolerance`` of the run's best, in every
     reading (fp32, bf16, copy bandwidth)?"""
     if not rounds:
@@ -152,15 +152,16 @@ def row_results(
 
 @dataclass
 class SteadyReport:
-    """Every round, which were at full speed, and the rows from all rounds and from those."""
+    """Every round, which were at the run's best speed, and the rows from all rounds and
+    from those."""
 
     rounds: list[Round]
     keep: list[bool]
     all_rounds: list[RowResult]
-    full_speed: list[RowResult]
+    best_speed: list[RowResult]
 
     def counts(self, row: str) -> tuple[int, int]:
-        """(rounds at full speed, all rounds) of ``row``."""
+        """(rounds at the run's best speed, all rounds) of ``row``."""
         flags = [k for r, k in zip(self.rounds, self.keep, strict=True) if r.row == row]
         return sum(flags), len(flags)
 
@@ -168,9 +169,9 @@ class SteadyReport:
         pairs = zip(self.rounds, self.keep, strict=True)
         return {
             "best_probe": best_probe(self.rounds),
-            "rounds": [{**asdict(r), "full_speed": k} for r, k in pairs],
+            "rounds": [{**asdict(r), "best_speed": k} for r, k in pairs],
             "rows_all_rounds": [r.to_dict() for r in self.all_rounds],
-            "rows_full_speed": [r.to_dict() for r in self.full_speed],
+            "rows_best_speed": [r.to_dict() for r in self.best_speed],
         }
 
 
@@ -203,7 +204,7 @@ def measure_steady(
         for row in workers.values():
             for worker in row.values():
                 worker.close()
-    keep = at_full_speed(rounds, tolerance)
+    keep = at_best_speed(rounds, tolerance)
     every = [True] * len(rounds)
     return SteadyReport(
         rounds,

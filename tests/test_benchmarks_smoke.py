@@ -116,7 +116,7 @@ def test_steady_rounds_report_only_rows_timed_at_the_runs_best_speed():
     )
     # one cycle: probes fast | a | slow | b | fast: neither round had fast probes on both sides
     assert [r.row for r in report.rounds] == ["a", "b"]
-    assert report.keep == [False, False] and report.full_speed == []
+    assert report.keep == [False, False] and report.best_speed == []
     assert [r.spec.name for r in report.all_rounds] == ["a", "b"]
     for r in report.all_rounds:
         assert r.flops > 0 and set(r.paths) == {"reference", "i2i"}
