@@ -134,16 +134,21 @@ def engine_defaults(device: torch.device | None = None) -> PathSettings:
     )
 
 
+def _proposed_channels_last(device: torch.device, precision: str, *, training: bool) -> bool:
+    """channels_last as :func:`resolve_channels_last` decides it here; on a GPU, on under
+    autocast (the layout of its tensor cores), which i2i does not choose there yet: the GPU
+    table is to say whether it should."""
+    if device.type == "cuda":
+        return precision != "fp32"
+    return resolve_channels_last(None, device, precision, training=training)
+
+
 def proposed_training(device: torch.device | None = None) -> PathSettings:
-    """The engine's defaults with channels_last as :func:`resolve_channels_last` decides for
-    this machine (``RunConfig.channels_last=None``, once the engine takes it); on a GPU,
-    channels_last under autocast, the layout of its tensor cores, which i2i does not choose
-    there yet: the GPU table is to say whether it should."""
+    """The engine's defaults with channels_last as :func:`_proposed_channels_last` proposes it
+    (``RunConfig.channels_last=None``, once the engine takes it, on the CPU)."""
     device = device or bench_device()
     base = engine_defaults(device)
-    auto = resolve_channels_last(None, device, base.precision, training=True)
-    if device.type == "cuda":
-        auto = base.precision != "fp32"
+    auto = _proposed_channels_last(device, base.precision, training=True)
     return dataclasses.replace(base, name="i2i+", channels_last=auto)
 
 
@@ -165,13 +170,13 @@ def translator_defaults(device: torch.device | None = None) -> PathSettings:
 
 
 def proposed_inference(device: torch.device | None = None) -> PathSettings:
-    """Nothing proposed beyond the Translator's defaults on the CPU at present (no ``i2i+``
-    row); on a GPU, channels_last under autocast, as :func:`proposed_training`."""
+    """The Translator's defaults with channels_last as :func:`_proposed_channels_last`
+    proposes it: the same as the defaults on the CPU (no ``i2i+`` row), on under autocast on
+    a GPU."""
     device = device or bench_device()
     base = translator_defaults(device)
-    if device.type == "cuda":
-        base = dataclasses.replace(base, channels_last=base.precision != "fp32")
-    return dataclasses.replace(base, name="i2i+")
+    auto = _proposed_channels_last(device, base.precision, training=False)
+    return dataclasses.replace(base, name="i2i+", channels_last=auto)
 
 
 def enter_path(settings: PathSettings) -> None:
