@@ -201,6 +201,53 @@ def test_norm_options(build):
     assert len(_norms(batch, nn.BatchNorm2d)) == len(inorms)
 
 
+@pytest.mark.parametrize(("batch", "affine"), [(1, False), (3, False), (2, True)])
+def test_instance_norm_keeps_channels_last_and_computes_what_pytorchs_does(batch, affine):
+    from i2i.models.layers import LayoutKeepingInstanceNorm2d
+
+    torch.manual_seed(0)
+    ours = LayoutKeepingInstanceNorm2d(6, affine=affine)
+    stock = nn.InstanceNorm2d(6, affine=affine)
+    if affine:
+        with torch.no_grad():
+            ours.weight.uniform_(0.5, 1.5), ours.bias.uniform_(-0.5, 0.5)
+        stock.load_state_dict(ours.state_dict())  # the same state dict, both ways
+    x = torch.randn(batch, 6, 9, 7) * 3 + 1
+    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    x_ref = x.clone().requires_grad_()
+    y, y_ref = ours(x_cl), stock(x_ref)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert ours(x).is_contiguous()  # NCHW in, NCHW out
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(y_ref)
+    y.backward(g), y_ref.backward(g)
+    torch.testing.assert_close(x_cl.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_a_channels_last_instance_norm_network_stays_channels_last():
+    """Every conv of a channels_last ResNet generator gets channels_last input: none reorders."""
+    from i2i_cyclegan import resnet_6blocks
+
+    from i2i.models.layers import set_speedups
+
+    net = resnet_6blocks(3, 3, ngf=4).to(memory_format=torch.channels_last)
+    seen: list[bool] = []
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            m.register_forward_pre_hook(
+                lambda _m, args: seen.append(
+                    args[0].is_contiguous(memory_format=torch.channels_last)
+                )
+            )
+    x = torch.randn(1, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    net(x)
+    assert seen and all(seen)
+    seen.clear()
+    set_speedups(net, False)  # PyTorch's own instance norm: NCHW after every norm
+    net(x)
+    assert not all(seen)
+
+
 def test_unknown_norm_lists_the_choices():
     with pytest.raises(ValueError, match="batch, instance, none; got 'group'"):
         unet_256(3, 3, norm="group")
