@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(
     not packing_available(), reason="this torch build has no oneDNN packed convolutions"
 )
 AVX2 = CpuFeatures("AMD EPYC (Zen 3)", bf16=False, amx=False, avx512_bf16=False, avx2=True)
-AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True)
+AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True, avx512=True)  # fmt: skip
 
 
 def unet(seed: int = 0) -> nn.Module:

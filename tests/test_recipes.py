@@ -13,6 +13,7 @@ from i2i.catalog import Catalog
 from i2i.cli import build_cli
 from i2i.config import ConfigError, resolve_config
 from i2i.engine import checkpoint as ck
+from i2i.engine.devices import resolve_channels_last
 from i2i.engine.runner import train
 from i2i.plugins import make_plugin_manager
 from tests.test_engine_fixtures import TinyPlugin, tiny_config, write_ab_data
@@ -167,10 +168,11 @@ def test_a_plugin_recipe_trains_saves_its_roles_resumes_and_translates(tmp_path)
     assert ckpt.config["recipe_options"] == {"weight": 2.0}
     assert int(ckpt.train_state()["recipe"]["seen"]) == 2
     resolved = json.loads((run / "resolved.json").read_text())  # what "auto" became
+    auto_layout = resolve_channels_last(None, torch.device("cpu"), "fp32", training=True)
     assert (resolved["device"], resolved["precision"], resolved["channels_last"]) == (
         "cpu",
         "fp32",
-        False,  # channels_last auto: NHWC only with bf16 where measured faster
+        auto_layout,  # NHWC where this CPU's choices say so (AVX-512: yes; AVX2 alone: no)
     )
 
     resumed = train(cfg.replace(max_steps=4), catalog=catalog, resume=run, quiet=True)

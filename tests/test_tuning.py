@@ -12,8 +12,9 @@ from i2i.engine import devices, tuning
 from i2i.engine.tuning import CpuFeatures, SpeedChoices
 
 AVX2 = CpuFeatures("AMD EPYC (Zen 3)", bf16=False, amx=False, avx512_bf16=False, avx2=True)
-ZEN4 = CpuFeatures("AMD EPYC (Zen 4)", bf16=True, amx=False, avx512_bf16=True, avx2=True)
-AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True)
+SKYLAKE = CpuFeatures("Intel Xeon (SKX)", bf16=False, amx=False, avx512_bf16=False, avx2=True, avx512=True)  # fmt: skip
+ZEN4 = CpuFeatures("AMD EPYC (Zen 4)", bf16=True, amx=False, avx512_bf16=True, avx2=True, avx512=True)  # fmt: skip
+AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True, avx512=True)  # fmt: skip
 CPU = torch.device("cpu")
 
 
@@ -44,29 +45,37 @@ def machine(monkeypatch, tmp_path):
 
 def test_a_cpu_without_native_bf16_keeps_todays_fp32_defaults():
     c = tuning.decide(AVX2, measure=_no_measure)
-    assert (c.precision, c.channels_last_train, c.channels_last_infer) == ("fp32", False, True)
+    assert (c.precision, c.channels_last_train, c.channels_last_infer) == ("fp32", (), True)
     assert c.source == "features"
+
+
+def test_fp32_training_goes_channels_last_where_onednn_has_avx512():
+    c = tuning.decide(SKYLAKE, measure=_no_measure)
+    assert (c.precision, c.channels_last_train, c.source) == ("fp32", ("fp32",), "features")
+    assert "channels_last training" in c.describe()
 
 
 def test_amx_means_bf16_and_channels_last_without_measuring():
     c = tuning.decide(AMX, measure=_no_measure)
-    assert (c.precision, c.channels_last_train, c.channels_last_infer) == ("bf16", True, True)
+    assert (c.precision, c.channels_last_infer) == ("bf16", True)
+    assert set(c.channels_last_train) == {"bf16", "fp32"}
 
 
 @pytest.mark.parametrize(
-    ("isa", "amx", "avx512_bf16"),
+    ("isa", "amx", "avx512_bf16", "avx512"),
     [
-        (None, True, True),
-        ("no-such-isa", True, True),  # oneDNN ignores it, so do we
-        ("avx512_core_bf16", False, True),
-        ("AVX2", False, False),
+        (None, True, True, True),
+        ("no-such-isa", True, True, True),  # oneDNN ignores it, so do we
+        ("avx512_core_bf16", False, True, True),
+        ("AVX512_CORE", False, False, True),
+        ("AVX2", False, False, False),
     ],
 )
 def test_a_capped_onednn_instruction_set_hides_what_it_may_not_use(
-    monkeypatch, isa, amx, avx512_bf16
+    monkeypatch, isa, amx, avx512_bf16, avx512
 ):
     """With ONEDNN_MAX_CPU_ISA below AMX an AMX CPU is decided as the CPU oneDNN may use."""
-    flags = {"avx2", "avx512_bf16", "amx_bf16"}
+    flags = {"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "amx_bf16"}
     monkeypatch.setattr(tuning, "_cpu_flags", lambda: ("Intel Xeon (SPR)", flags))
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     if isa is None:
@@ -78,7 +87,8 @@ def test_a_capped_onednn_instruction_set_hides_what_it_may_not_use(
         cpu = tuning.cpu_features()
     finally:
         tuning.cpu_features.cache_clear()
-    assert (cpu.amx, cpu.avx512_bf16, cpu.avx2) == (amx, avx512_bf16, True)
+    assert (cpu.amx, cpu.avx512_bf16, cpu.avx2, cpu.avx512) == (amx, avx512_bf16, True, avx512)
+    assert ("fp32" in tuning.decide(cpu, measure=lambda: 0.9).channels_last_train) == avx512
     if avx512_bf16 and not amx:  # with native bf16, decided by measurement as on Zen 4
         native = dataclasses.replace(cpu, bf16=True)
         assert tuning.decide(native, measure=lambda: 0.9).source == "measured"
@@ -88,7 +98,7 @@ def test_a_capped_onednn_instruction_set_hides_what_it_may_not_use(
 def test_native_bf16_without_amx_is_decided_by_measurement(ratio, want):
     c = tuning.decide(ZEN4, measure=lambda: ratio)
     assert c.precision == want and c.source == "measured" and c.bf16_speedup == ratio
-    assert c.channels_last_train == (want == "bf16")
+    assert c.channels_last_train == (("bf16", "fp32") if want == "bf16" else ("fp32",))
 
 
 def test_the_measurement_runs_once_and_is_cached_in_the_cache_folder(machine, tmp_path):
@@ -119,13 +129,31 @@ def test_a_broken_cache_file_is_measured_again(machine, tmp_path):
     assert tuning.speed_choices().precision == "fp32" and calls == [ZEN4.model]
 
 
+def test_a_cache_file_of_the_older_format_is_measured_again(machine, tmp_path):
+    """channels_last_train was one bool before version 3; such a file is not trusted."""
+    calls = machine(ZEN4, ratio=0.8)
+    path = tuning.cache_file(ZEN4)
+    path.parent.mkdir(parents=True)
+    old = dataclasses.asdict(tuning.decide(ZEN4, measure=lambda: 2.0))
+    path.write_text(json.dumps({**old, "channels_last_train": True}))
+    c = tuning.speed_choices()
+    assert (c.precision, c.channels_last_train, calls) == ("fp32", ("fp32",), [ZEN4.model])
+
+
+@pytest.mark.parametrize(("cpu", "want"), [(AVX2, False), (SKYLAKE, True)])
+def test_fp32_training_layout_follows_the_instruction_set(machine, cpu, want):
+    machine(cpu)
+    assert devices.resolve_channels_last(None, CPU, "fp32", training=True) is want
+    assert devices.resolve_channels_last(None, CPU, "fp32", training=False) is True
+
+
 def test_flags_override_every_choice(machine):
     machine(AMX)
     assert devices.resolve_precision("fp32", CPU) == "fp32"
     assert devices.resolve_channels_last(False, CPU, "bf16", training=False) is False
     assert devices.resolve_channels_last(True, CPU, "fp32", training=True) is True
     assert devices.resolve_channels_last(None, CPU, "bf16", training=True) is True
-    assert devices.resolve_channels_last(None, CPU, "fp32", training=True) is False
+    assert devices.resolve_channels_last(False, CPU, "fp32", training=True) is False
     assert (
         devices.resolve_channels_last(None, torch.device("meta"), "bf16", training=False) is False
     )
@@ -153,7 +181,7 @@ def test_the_real_measurement_on_tiny_shapes_gives_a_ratio():
 
 
 def test_choices_describe_how_they_were_decided():
-    c = SpeedChoices("bf16", True, True, "measured", bf16_speedup=2.08)
+    c = SpeedChoices("bf16", ("bf16",), True, "measured", bf16_speedup=2.08)
     assert "measured: bf16 convolutions 2.08x fp32" in c.describe()
 
 

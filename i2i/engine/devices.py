@@ -156,13 +156,14 @@ def resolve_channels_last(
     """Whether weights and activations go channels_last (NHWC); ``None`` decides.
 
     On the CPU: for inference always (oneDNN runs the U-Net faster so in fp32 and bf16); for
-    training with bf16 where :func:`i2i.engine.tuning.speed_choices` says so (measured faster
-    with bf16 autocast; slower in fp32 on an AVX2 CPU). Off on other devices.
+    training in the precisions :func:`i2i.engine.tuning.speed_choices` names (measured faster
+    with bf16 autocast, and in fp32 with AVX-512; slower in fp32 with AVX2 alone). Off on
+    other devices.
 
     >>> cpu = torch.device("cpu")
     >>> resolve_channels_last(None, cpu, "fp32", training=False), resolve_channels_last(
-    ...     None, cpu, "fp32", training=True), resolve_channels_last(False, cpu, "fp32", training=False)
-    (True, False, False)
+    ...     False, cpu, "fp32", training=False)
+    (True, False)
     """
     if value is not None:
         return bool(value)
@@ -173,7 +174,7 @@ def resolve_channels_last(
     choices = speed_choices()
     if not training:
         return choices.channels_last_infer
-    return precision == "bf16" and choices.channels_last_train
+    return precision in choices.channels_last_train
 
 
 def resolve_prepack(value: bool | None, device: torch.device, precision: str) -> bool:

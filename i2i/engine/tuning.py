@@ -3,9 +3,11 @@
 Which is faster, bf16 or fp32, channels_last or NCHW, differs between CPUs (see
 benchmarks/README.md): on a CPU without native bf16 (AMD Zen 3, AVX2) bf16 convolutions are
 emulated at 0.12x fp32; with AMX (Intel Sapphire Rapids and later) they run 6.7x faster than
-fp32; with AVX512_BF16 alone (AMD Zen 4/5) about 2x. :func:`decide` turns the CPU's features
-into :class:`SpeedChoices` where they settle the question, and otherwise measures a short bf16
-against fp32 convolution (well under a second). :func:`speed_choices` caches the result as JSON
+fp32; with AVX512_BF16 alone about 2x on AMD Zen 4/5 but 0.6x on an Intel Xeon whose AMX the
+hypervisor hides. fp32 training runs faster channels_last where oneDNN has AVX-512 and slower
+where it has AVX2 only. :func:`decide` turns the CPU's features into :class:`SpeedChoices` where
+they settle the question, and otherwise measures a short bf16 against fp32 convolution (well
+under a second). :func:`speed_choices` caches the result as JSON
 in the user's cache folder (``$I2I_CACHE``, else ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``),
 keyed by the CPU and the torch version; ``i2i doctor`` shows it. Flags (``--precision``,
 ``channels_last=``) override every choice.
@@ -33,20 +35,22 @@ from pathlib import Path
 import torch
 
 CACHE_ENV = "I2I_CACHE"
-CACHE_VERSION = 2  # 2: prepack_infer
+CACHE_VERSION = 3  # 2: prepack_infer; 3: channels_last_train per precision
 #: bf16 becomes ``auto`` only where its convolutions measured at least this much faster
 BF16_MIN_RATIO = 1.25
 
 
 @dataclass(frozen=True)
 class CpuFeatures:
-    """What the CPU offers for this decision: oneDNN's native bf16, AMX, AVX512_BF16, AVX2."""
+    """What the CPU offers for this decision: oneDNN's native bf16, AMX, AVX512_BF16, AVX2 and
+    AVX-512 (F, BW, VL and DQ: oneDNN's ``avx512_core``)."""
 
     model: str
     bf16: bool  # torch.ops.mkldnn._is_mkldnn_bf16_supported()
     amx: bool  # amx_bf16 in the CPU flags
     avx512_bf16: bool
     avx2: bool
+    avx512: bool = False
 
     def describe(self) -> str:
         """``<model>: AMX, AVX512_BF16, native bf16`` and the like.
@@ -55,7 +59,9 @@ class CpuFeatures:
         'X: AVX2, no native bf16'
         """
         flags = [n for n, on in (("AMX", self.amx), ("AVX512_BF16", self.avx512_bf16)) if on]
-        if not flags and self.avx2:
+        if not flags and self.avx512:
+            flags.append("AVX-512")
+        elif not flags and self.avx2:
             flags.append("AVX2")
         flags.append("native bf16" if self.bf16 else "no native bf16")
         return f"{self.model}: {', '.join(flags)}"
@@ -105,6 +111,12 @@ ONEDNN_ISA_CAPS = frozenset(
 )
 
 
+#: the flags that make oneDNN's ``avx512_core`` (Skylake-SP and later, AMD Zen 4 and later)
+AVX512_CORE_FLAGS = frozenset(("avx512f", "avx512bw", "avx512vl", "avx512dq"))
+#: the caps below ``avx512_core``
+_BELOW_AVX512_CORE = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_MIC", "AVX512_MIC_4OPS")  # fmt: skip
+
+
 def onednn_isa_limit(flags: set[str], isa: str | None) -> set[str]:
     """The CPU ``flags`` that oneDNN may use when ``ONEDNN_MAX_CPU_ISA`` is ``isa``.
 
@@ -114,7 +126,7 @@ def onednn_isa_limit(flags: set[str], isa: str | None) -> set[str]:
 
     >>> sorted(onednn_isa_limit({"avx2", "avx512_bf16", "amx_bf16"}, "AVX512_CORE_BF16"))
     ['avx2', 'avx512_bf16']
-    >>> sorted(onednn_isa_limit({"avx2", "avx512_bf16", "amx_bf16"}, "avx2"))
+    >>> sorted(onednn_isa_limit({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, "avx2"))
     ['avx2']
     >>> sorted(onednn_isa_limit({"avx2", "amx_bf16"}, "no-such-isa"))
     ['amx_bf16', 'avx2']
@@ -128,6 +140,8 @@ def onednn_isa_limit(flags: set[str], isa: str | None) -> set[str]:
         bf16_isas = ("AVX512_CORE_BF16", "AVX512_CORE_FP16")
         if isa not in bf16_isas and not isa.startswith("AVX10"):
             out.discard("avx512_bf16")
+    if isa in _BELOW_AVX512_CORE:
+        out -= AVX512_CORE_FLAGS
     if isa in ("SSE41", "AVX"):
         out.discard("avx2")
     return out
@@ -148,6 +162,7 @@ def cpu_features() -> CpuFeatures:
         amx="amx_bf16" in flags,
         avx512_bf16="avx512_bf16" in flags,
         avx2="avx2" in flags,
+        avx512=flags >= AVX512_CORE_FLAGS,
     )
 
 
@@ -156,8 +171,8 @@ class SpeedChoices:
     """The CPU settings ``auto`` stands for on this machine, and how they were decided.
 
     - ``precision``: ``bf16`` (autocast) or ``fp32``, for training, validation and inference;
-    - ``channels_last_train``: NHWC weights and activations in training (a win with bf16;
-      lost on the AVX2 machine in fp32);
+    - ``channels_last_train``: the training precisions that run NHWC weights and activations
+      (a win with bf16, and in fp32 with AVX-512; lost in fp32 with AVX2 alone);
     - ``channels_last_infer``: NHWC generator weights in the Translator (a win everywhere
       measured);
     - ``source``: ``features`` (the CPU's flags settled it) or ``measured`` (a short conv
@@ -167,7 +182,7 @@ class SpeedChoices:
     """
 
     precision: str
-    channels_last_train: bool
+    channels_last_train: tuple[str, ...]
     channels_last_infer: bool
     source: str
     bf16_speedup: float | None = None
@@ -178,11 +193,12 @@ class SpeedChoices:
     def describe(self) -> str:
         """One line for ``i2i doctor`` and the commands' output.
 
-        >>> SpeedChoices("fp32", False, True, "features").describe()
+        >>> SpeedChoices("fp32", (), True, "features").describe()
         'fp32, channels_last inference (decided from the CPU features)'
         """
         parts = [self.precision]
-        cl = [k for k, on in (("training", self.channels_last_train), ("inference", self.channels_last_infer)) if on]  # fmt: skip
+        train_cl = self.precision in self.channels_last_train
+        cl = [k for k, on in (("training", train_cl), ("inference", self.channels_last_infer)) if on]  # fmt: skip
         if cl:
             parts.append(f"channels_last {' and '.join(cl)}")
         if self.prepack_infer:
@@ -228,11 +244,15 @@ def bf16_conv_speedup(
 def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> SpeedChoices:
     """The choices for ``cpu``: from its features where they settle it, else by ``measure``.
 
-    - no native bf16: fp32 (bf16 is emulated there, 8x slower), NCHW training, channels_last
-      inference: today's measured defaults, nothing measured;
+    - no native bf16: fp32 (bf16 is emulated there, 8x slower), channels_last inference,
+      nothing measured;
     - AMX: bf16 with channels_last (bf16 convolutions 6.7x fp32), nothing measured;
     - native bf16 without AMX: bf16 when ``measure()`` (bf16 / fp32 speed) reaches
       ``BF16_MIN_RATIO``, else fp32 (``measure`` defaults to :func:`bf16_conv_speedup`);
+    - training channels_last: with bf16 wherever bf16 is chosen; with fp32 where oneDNN has
+      AVX-512 (``cpu.avx512``: 1.07x at batch 1 and 1.19x at batch 8 on an Intel Xeon, also
+      with oneDNN capped to plain AVX-512, where AVX2 alone measured 0.90x and 0.85x on the
+      same machine and 0.94-0.97x on AMD Zen 3);
     - wherever inference runs bf16, its convolution weights are pre-packed for oneDNN
       (measured 1.3-1.5x faster inference on the AMX machine, also with oneDNN limited to
       AVX512_BF16), and nowhere else (fp32 packing with oneDNN limited to AVX2 measured
@@ -243,15 +263,18 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
     ('bf16', 'fp32')
     """
     base = dict(cpu=cpu.model, torch_version=torch.__version__)
+    fp32_cl = ("fp32",) if cpu.avx512 else ()
     if not cpu.bf16:
-        return SpeedChoices("fp32", False, True, "features", **base)
+        return SpeedChoices("fp32", fp32_cl, True, "features", **base)
     if cpu.amx:
-        return SpeedChoices("bf16", True, True, "features", prepack_infer=("bf16",), **base)
+        return SpeedChoices(
+            "bf16", ("bf16", *fp32_cl), True, "features", prepack_infer=("bf16",), **base
+        )
     ratio = float((measure or bf16_conv_speedup)())
     bf16 = ratio >= BF16_MIN_RATIO
     return SpeedChoices(
         "bf16" if bf16 else "fp32",
-        bf16,
+        ("bf16", *fp32_cl) if bf16 else fp32_cl,
         True,
         "measured",
         bf16_speedup=round(ratio, 3),
@@ -284,6 +307,7 @@ def _read_cache(path: Path) -> SpeedChoices | None:
     try:
         data = json.loads(path.read_text())
         data["prepack_infer"] = tuple(data.get("prepack_infer", ()))
+        data["channels_last_train"] = tuple(data["channels_last_train"])
         return SpeedChoices(**data)
     except (OSError, ValueError, TypeError):
         return None
