@@ -144,8 +144,9 @@ def _proposed_channels_last(device: torch.device, precision: str, *, training: b
 
 
 def proposed_training(device: torch.device | None = None) -> PathSettings:
-    """The engine's defaults with channels_last as :func:`_proposed_channels_last` proposes it
-    (``RunConfig.channels_last=None``, once the engine takes it, on the CPU)."""
+    """The engine's defaults with channels_last as :func:`_proposed_channels_last` proposes it:
+    the same as the defaults on the CPU (``RunConfig.channels_last=None`` resolves the same
+    way), on under autocast on a GPU."""
     device = device or bench_device()
     base = engine_defaults(device)
     auto = _proposed_channels_last(device, base.precision, training=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -122,6 +123,22 @@ def test_resume_mid_epoch_gives_identical_weights(catalog, data, tmp_path):
     opt_a = ckpt_a.train_state()["recipe"]["optimizers"]["generator"]["state"]
     opt_b = ckpt_b.train_state()["recipe"]["optimizers"]["generator"]["state"]
     assert all(torch.equal(opt_a[i]["exp_avg"], opt_b[i]["exp_avg"]) for i in opt_a)
+
+
+def test_a_run_saved_nchw_resumes_channels_last_on_the_same_course(catalog, data, tmp_path):
+    """A run trained NCHW before fp32 training went channels_last on AVX-512 CPUs resumes
+    under the new layout: same steps, same weights as training on in NCHW, up to rounding."""
+    straight = _run(catalog, data, tmp_path / "straight", max_steps=8, channels_last=False)
+    half = _run(catalog, data, tmp_path / "half", max_steps=4, channels_last=False)
+    cfg = resume_config(half, catalog, max_steps=8, channels_last=True)
+    train(cfg, catalog=catalog, resume=half, quiet=True)
+    assert json.loads((half / "resolved.json").read_text())["channels_last"] is True
+    ckpt_a, a = _states(straight)
+    ckpt_b, b = _states(half)
+    assert ckpt_a.step == ckpt_b.step == 8 and a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-4, rtol=1e-4, msg=key)
+    assert all(t.is_contiguous() for t in b.values())  # saved in the usual NCHW layout
 
 
 def test_metrics_samples_and_checkpoints_of_a_run(catalog, data, tmp_path):

@@ -153,6 +153,7 @@ def test_flags_override_every_choice(machine):
     assert devices.resolve_channels_last(False, CPU, "bf16", training=False) is False
     assert devices.resolve_channels_last(True, CPU, "fp32", training=True) is True
     assert devices.resolve_channels_last(None, CPU, "bf16", training=True) is True
+    assert devices.resolve_channels_last(None, CPU, "fp32", training=True) is True  # AVX-512
     assert devices.resolve_channels_last(False, CPU, "fp32", training=True) is False
     assert (
         devices.resolve_channels_last(None, torch.device("meta"), "bf16", training=False) is False
