@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from i2i.engine.flat_adam import FlatFusedAdam, _dense_permuted, _flat_view
+from i2i.models.layers import capturing_graph
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def _current(entry: _Copy) -> Tensor:
 def _swap_in(module: nn.Module, args: Any) -> None:
     """Forward pre-hook: the layer computes with the bf16 copy while bf16 autocast is on."""
     entry = _COPIES.get(module)
-    if entry is None or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if entry is None or capturing_graph():
         return
     p = module._parameters.get(entry.name)
     if p is not entry.param or p.dtype != torch.float32 or not _bf16_autocast(p.device.type):

@@ -6,12 +6,18 @@ reorder costs about as much as the arithmetic (the innermost layers hold million
 and touch a handful of pixels). :func:`pack_convolutions` reorders each convolution's weights
 once, the way ``torch.compile`` with ``freezing`` does, and runs the layer through oneDNN's own
 convolution ops from then on; :func:`unpack_convolutions` puts the plain weights back, bit for
-bit. Inference only: packed layers have no gradients. A 4 x 4, stride-2 transposed convolution
-whose input is 8-16 px runs as one 2 x 2 convolution to its four output phases (sub-pixel,
-:data:`SUBPIXEL_SIZES`), faster there on AMX CPUs; the result is the same to rounding.
+bit. The blocked layout oneDNN chooses depends on the input's size too, so a layer keeps its
+plain weights until its first call and packs them then, for that input's size, as freezing does
+for its example inputs (packed for no size, some layers got a layout that their kernel for the
+actual size reordered again on every call: fp32 U-Net 256 at batch 1, 1.14x the unpacked speed
+against 1.21x packed for the size); inputs of other sizes still run, with oneDNN reordering the
+weights per call as it does unpacked. Inference only: packed layers have no gradients. A 4 x 4,
+stride-2 transposed convolution with bf16 weights whose input is 8-16 px runs as one 2 x 2
+convolution to its four output phases (sub-pixel, :data:`SUBPIXEL_SIZES`), faster there on AMX
+CPUs; the result is the same to rounding.
 
-While packed, a layer's ``weight`` parameter is an empty placeholder (the packed copy replaces
-it, so memory does not double), and the layer still behaves as the model it is:
+While packed, a layer's ``weight`` parameter is an empty placeholder (the held or packed copy
+replaces it, so memory does not double), and the layer still behaves as the model it is:
 ``state_dict()`` gives the plain weights, ``load_state_dict()`` packs the weights it loads,
 ``.to()``, ``.float()`` and the like unpack, convert and pack again where the result can be
 packed (CPU, fp32 or bf16), and ``copy.deepcopy`` packs a copy. Pickling the module itself is
@@ -41,7 +47,10 @@ from functools import lru_cache
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from i2i.models.layers import capturing_graph
 
 #: the layers this module packs
 PACKABLE = (nn.Conv2d, nn.ConvTranspose2d)
@@ -96,16 +105,17 @@ def _op_args(m: nn.Module) -> tuple:
 
 @dataclass
 class _PackedWeights:
-    """One layer's weights in oneDNN's blocked layout, and what it needs to run and to give
-    the plain weights back."""
+    """One layer's weights: plain until its first call, then in oneDNN's blocked layout for
+    that call's input size; and what the layer needs to run and to give the plain weights back."""
 
-    weight: Tensor  # oneDNN's opaque blocked tensor
+    weight: Tensor  # the plain weights, then (input_size set) oneDNN's opaque blocked tensor
     bias: Tensor | None
     args: tuple
     memory_format: torch.memory_format  # of the layer's input
     transposed: bool
     was_nhwc: bool  # the plain weight's layout, restored on unpacking
     subpixel: tuple[Tensor, Tensor | None] | None = None  # see _subpixel_weights
+    input_size: tuple[int, ...] | None = None  # the input shape packed for; None: still plain
 
     @classmethod
     def pack(
@@ -116,26 +126,38 @@ class _PackedWeights:
         memory_format: torch.memory_format,
         transposed: bool,
     ) -> _PackedWeights:
+        """Hold ``weight`` (not a copy) to be packed on the layer's first call (:meth:`fit`)."""
         weight = weight.detach()
-        reorder = (
-            torch.ops.mkldnn._reorder_convolution_transpose_weight
-            if transposed
-            else torch.ops.mkldnn._reorder_convolution_weight
-        )
         was_nhwc = not weight.is_contiguous() and weight.is_contiguous(
             memory_format=torch.channels_last
         )
         bias = None if bias is None else bias.detach().to(weight.dtype)
-        return cls(reorder(weight, *args, None), bias, args, memory_format, transposed, was_nhwc)
+        return cls(weight, bias, args, memory_format, transposed, was_nhwc)
+
+    def fit(self, input_size: tuple[int, ...]) -> None:
+        """Pack the weights in the layout oneDNN chooses for inputs of ``input_size``
+        (N, C, H, W); the plain copy is freed."""
+        reorder = (
+            torch.ops.mkldnn._reorder_convolution_transpose_weight
+            if self.transposed
+            else torch.ops.mkldnn._reorder_convolution_weight
+        )
+        self.weight = reorder(self.plain(), *self.args, list(input_size))
+        self.input_size = tuple(input_size)
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The plain weights' shape, without unpacking them."""
         shape = tuple(self.weight.shape)
-        return (shape[1], shape[0], *shape[2:]) if self.transposed else shape
+        if self.input_size is None or not self.transposed:
+            return shape
+        return (shape[1], shape[0], *shape[2:])  # oneDNN holds it as (out, in, kh, kw)
 
     def plain(self) -> Tensor:
-        """The weights in PyTorch's own layout, bit for bit."""
+        """The weights in PyTorch's own layout, bit for bit (before the first call: the held
+        tensor itself)."""
+        if self.input_size is None:
+            return self.weight
         plain = self.weight.to_dense()
         if self.transposed:  # oneDNN holds it as (out, in, kh, kw)
             plain = plain.transpose(0, 1).contiguous()
@@ -145,9 +167,8 @@ class _PackedWeights:
 
     def __deepcopy__(self, memo: dict) -> _PackedWeights:
         bias = None if self.bias is None else self.bias.clone()
-        return _PackedWeights.pack(
-            self.plain(), bias, self.args, self.memory_format, self.transposed
-        )
+        plain = self.weight.clone() if self.input_size is None else self.plain()
+        return _PackedWeights.pack(plain, bias, self.args, self.memory_format, self.transposed)
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -164,13 +185,27 @@ def _packed_forward(self: nn.Module, x: Tensor, output_size: list[int] | None = 
         raise ValueError("a packed ConvTranspose2d takes no output_size; unpack it first")
     if x.dtype != weight.dtype or not x.is_contiguous(memory_format=packed.memory_format):
         x = x.to(weight.dtype, memory_format=packed.memory_format)
+    if packed.transposed and _runs_subpixel(self, x):
+        return _subpixel_forward(packed, x)
+    if packed.input_size is None:
+        if capturing_graph():  # a graph keeps the stock operation (any size)
+            return _plain_forward(self, packed, x)
+        packed.fit(tuple(x.shape))
+        weight = packed.weight
     if packed.transposed:
-        if _runs_subpixel(self, x):
-            return _subpixel_forward(packed, x)
         return torch.ops.mkldnn._convolution_transpose_pointwise(
             x, weight, bias, *args, "none", [None], ""
         )
     return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *args, "none", [None], "")
+
+
+def _plain_forward(m: nn.Module, packed: _PackedWeights, x: Tensor) -> Tensor:
+    w, b = packed.weight, packed.bias
+    if packed.transposed:
+        return F.conv_transpose2d(
+            x, w, b, m.stride, m.padding, m.output_padding, m.groups, m.dilation
+        )
+    return F.conv2d(x, w, b, m.stride, m.padding, m.dilation, m.groups)
 
 
 #: Input sizes (height and width, pixels) at which a 4 x 4, stride-2 transposed convolution runs
@@ -178,7 +213,9 @@ def _packed_forward(self: nn.Module, x: Tensor, output_size: list[int] | None = 
 #: measured on an AMX CPU, packed bf16 ``unet_256`` at 256 px, where the decoder's 8 and 16 px
 #: layers (1024 input channels) run at 40 % of the machine's bf16 peak as transposed
 #: convolutions. Whole network 1.12-1.14x at batch 8, 1.07x at batch 1; at 4 and 32 px it
-#: gained nothing, at 1-2 and 64-128 px it lost (benchmarks/README.md).
+#: gained nothing, at 1-2 and 64-128 px it lost (benchmarks/README.md). bf16 only: in fp32 on
+#: an AVX-512 CPU it measured level (0.98x at batch 1, 1.02x at batch 8) and its phase weights
+#: held another 50 MB beside the layer's own.
 SUBPIXEL_SIZES = range(8, 17)
 #: the taps of a 4 x 4, stride-2, padding-1 transposed kernel that reach output phase 0 and 1
 _PHASE_TAPS = ((3, 1), (2, 0))
@@ -194,15 +231,17 @@ def _runs_subpixel(m: nn.Module, x: Tensor) -> bool:
         and tuple(m.output_padding) == (0, 0)
         and tuple(m.dilation) == (1, 1)
         and m.groups == 1
+        and x.dtype == torch.bfloat16
         # comparisons, not `in range(...)`: torch.compile traces them on symbolic sizes
         and SUBPIXEL_SIZES.start <= x.shape[-2] < SUBPIXEL_SIZES.stop
         and SUBPIXEL_SIZES.start <= x.shape[-1] < SUBPIXEL_SIZES.stop
     )
 
 
-def _subpixel_weights(packed: _PackedWeights) -> tuple[Tensor, Tensor | None]:
+def _subpixel_weights(packed: _PackedWeights, x: Tensor) -> tuple[Tensor, Tensor | None]:
     """The packed 2 x 2 convolution whose ``4 * C_out`` outputs are the transposed
-    convolution's four output phases (made on first use, kept beside the layer's own)."""
+    convolution's four output phases (made on first use, packed for ``x``'s size, kept beside
+    the layer's own)."""
     if packed.subpixel is None:
         plain = packed.plain()  # (C_in, C_out, 4, 4)
         phases = [
@@ -211,7 +250,8 @@ def _subpixel_weights(packed: _PackedWeights) -> tuple[Tensor, Tensor | None]:
             for b in (0, 1)
         ]
         weight = torch.cat(phases).contiguous(memory_format=torch.channels_last)
-        reordered = torch.ops.mkldnn._reorder_convolution_weight(weight, *_SUBPIXEL_ARGS, None)
+        size = None if capturing_graph() else list(x.shape)
+        reordered = torch.ops.mkldnn._reorder_convolution_weight(weight, *_SUBPIXEL_ARGS, size)
         bias = None if packed.bias is None else packed.bias.repeat(4)
         packed.subpixel = (reordered, bias)
     return packed.subpixel
@@ -220,7 +260,7 @@ def _subpixel_weights(packed: _PackedWeights) -> tuple[Tensor, Tensor | None]:
 def _subpixel_forward(packed: _PackedWeights, x: Tensor) -> Tensor:
     """The transposed convolution as a 2 x 2 convolution (padding 1) to four phases, each
     cropped into its strided place in the output: the same result to rounding."""
-    weight, bias = _subpixel_weights(packed)
+    weight, bias = _subpixel_weights(packed, x)
     phases = torch.ops.mkldnn._convolution_pointwise(
         x, weight, bias, *_SUBPIXEL_ARGS, "none", [None], ""
     )
@@ -263,9 +303,10 @@ def _repack_loaded_weights(m: nn.Module, state: dict[str, Any], prefix: str, *_:
             f"from checkpoint, the shape in current model is {packed.shape}"
         )
     layout = torch.channels_last if packed.was_nhwc else torch.contiguous_format
-    weight = incoming.detach().to(packed.weight.dtype, memory_format=layout)
+    # a copy: packing happens on the next call, and the caller keeps its own tensors
+    weight = incoming.detach().to(packed.weight.dtype, memory_format=layout, copy=True)
     bias = None if m.bias is None else state.get(prefix + "bias", m.bias)
-    bias = None if bias is None else bias.detach().to(m.bias.dtype)
+    bias = None if bias is None else bias.detach().to(m.bias.dtype, copy=True)
     setattr(
         m,
         _PACKED,

@@ -54,6 +54,17 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+def capturing_graph() -> bool:
+    """Whether this code runs under ``torch.jit`` tracing or scripting or ``torch.compile``:
+    then i2i's eager-only paths (GEMM small convolutions, layout-keeping norms, dense skip
+    gradients, weight packing for a size) step aside and the stock operations are recorded.
+
+    >>> capturing_graph()
+    False
+    """
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+
+
 class LayoutKeepingInstanceNorm2d(nn.InstanceNorm2d):
     """``nn.InstanceNorm2d`` whose output keeps a channels_last input's memory format.
 
@@ -84,8 +95,7 @@ class LayoutKeepingInstanceNorm2d(nn.InstanceNorm2d):
             and not self.track_running_stats
             and x.is_contiguous(memory_format=torch.channels_last)
             and not x.is_contiguous()
-            and not torch.jit.is_tracing()
-            and not torch.jit.is_scripting()
+            and not capturing_graph()
         )
         if not keep:
             return super().forward(x)
@@ -156,7 +166,7 @@ def dense_grad(t: Tensor) -> Tensor:
     >>> y.sum().backward(); x.grad.shape
     torch.Size([1, 2, 3, 3])
     """
-    if not t.requires_grad or torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if not t.requires_grad or capturing_graph():
         return t
     fmt = torch.channels_last if _is_channels_last(t) else torch.contiguous_format
     t.register_hook(lambda g: g.contiguous(memory_format=fmt))
@@ -191,9 +201,7 @@ def _gemm_possible(module: nn.Module, x: Tensor) -> bool:
         and module.groups == 1
         and module.padding_mode == "zeros"
         and not isinstance(module.padding, str)
-        and not torch.jit.is_tracing()
-        and not torch.jit.is_scripting()
-        and not torch.compiler.is_compiling()
+        and not capturing_graph()
     )
 
 
