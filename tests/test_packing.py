@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 )
 AVX2 = CpuFeatures("AMD EPYC (Zen 3)", bf16=False, amx=False, avx512_bf16=False, avx2=True)
 AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True, avx512=True)  # fmt: skip
+SKYLAKE = CpuFeatures("Intel Xeon (SKX)", bf16=False, amx=False, avx512_bf16=False, avx2=True, avx512=True)  # fmt: skip
 
 
 def unet(seed: int = 0) -> nn.Module:
@@ -196,16 +197,22 @@ def amx(monkeypatch, tmp_path):
     tuning.forget_choices()
 
 
-def test_auto_packs_bf16_inference_where_the_cpu_choices_say_so(amx):
+def test_auto_packs_bf16_where_it_is_native_and_fp32_with_avx512(amx):
     cpu = torch.device("cpu")
     amx(AMX)
     assert devices.resolve_prepack(None, cpu, "bf16") is True
-    assert devices.resolve_prepack(None, cpu, "fp32") is False
-    assert devices.resolve_prepack(True, cpu, "fp32") is True
+    assert devices.resolve_prepack(None, cpu, "fp32") is True
     assert devices.resolve_prepack(False, cpu, "bf16") is False
-    assert "pre-packed bf16 inference weights" in tuning.speed_choices().describe()
-    amx(AVX2)  # today's fp32 path stays as it was
+    assert devices.resolve_prepack(False, cpu, "fp32") is False
+    assert "pre-packed fp32/bf16 inference weights" in tuning.speed_choices().describe()
+    amx(AVX2)  # packs for one size; other sizes ran at half speed with AVX2: off
     assert devices.resolve_prepack(None, cpu, "fp32") is False
+    assert devices.resolve_prepack(None, cpu, "bf16") is False
+    assert devices.resolve_prepack(True, cpu, "fp32") is True
+    assert devices.resolve_prepack(None, torch.device("meta"), "fp32") is False
+    amx(SKYLAKE)
+    assert devices.resolve_prepack(None, cpu, "fp32") is True
+    assert "pre-packed fp32 inference weights" in tuning.speed_choices().describe()
 
 
 def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
@@ -213,8 +220,8 @@ def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
 ):
     """A Translator that owns its weights (bf16_weights, as `i2i translate` builds it) packs
     them where auto says so; a user's module (the API default) is never touched; switching to
-    fp32 unpacks and reloads the checkpoint's exact fp32 weights; prepack=False keeps the plain
-    path with the exact autocast result."""
+    fp32 reloads the checkpoint's exact fp32 weights (packed again, in fp32); prepack=False
+    keeps the plain path with the exact results of the unpacked paths."""
     amx(AMX)
     make_checkpoint(tmp_path, module_catalog, test_mode="eval")
     img = torch.rand(3, 256, 256)
@@ -232,8 +239,13 @@ def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
     assert is_packed(tr.generator) and tr.describe_speed().endswith("packed weights")
     assert (tr.translate(img) - expected_bf16).abs().max() < 0.03
     tr.precision = "fp32"
-    assert not is_packed(tr.generator)
-    assert torch.equal(tr.translate(img), expected_fp32)
+    assert is_packed(tr.generator)
+    weights = tr.generator.state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in fp32.generator.state_dict().items())
+    torch.testing.assert_close(tr.translate(img), expected_fp32, atol=1e-5, rtol=0)
+    tr.prepack = False
+    assert not is_packed(tr.generator) and torch.equal(tr.translate(img), expected_fp32)
+    tr.prepack = None
     tr.precision = "bf16"
     assert is_packed(tr.generator)
     tr.prepack = False

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 CACHE_ENV = "I2I_CACHE"
-CACHE_VERSION = 3  # 2: prepack_infer; 3: channels_last_train per precision
+CACHE_VERSION = 4  # 2: prepack_infer; 3: channels_last_train per precision; 4: fp32 packing
 #: bf16 becomes ``auto`` only where its convolutions measured at least this much faster
 BF16_MIN_RATIO = 1.25
 
@@ -253,32 +253,32 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
       AVX-512 (``cpu.avx512``: 1.07x at batch 1 and 1.19x at batch 8 on an Intel Xeon, also
       with oneDNN capped to plain AVX-512, where AVX2 alone measured 0.90x and 0.85x on the
       same machine and 0.94-0.97x on AMD Zen 3);
-    - wherever inference runs bf16, its convolution weights are pre-packed for oneDNN
-      (measured 1.3-1.5x faster inference on the AMX machine, also with oneDNN limited to
-      AVX512_BF16), and nowhere else (fp32 packing with oneDNN limited to AVX2 measured
-      0.18-0.54x; benchmarks/README.md).
+    - inference convolution weights are pre-packed for oneDNN in bf16 wherever bf16 is native
+      (1.3-1.5x on the AMX machine, 1.47x / 1.12x limited to AVX512_BF16, 1.16x / 1.10x on
+      the Xeon without AMX) and in fp32 where oneDNN has AVX-512 (1.08-1.21x at batch 1,
+      1.03-1.09x at batch 8 on that Xeon; inputs of another size than the first still 1.02x
+      or more). With AVX2 alone fp32 packing gained 1.02-1.08x but ran inputs of another size
+      than the first at 0.50x, so it stays off there (benchmarks/README.md).
 
     >>> zen4 = CpuFeatures("z", bf16=True, amx=False, avx512_bf16=True, avx2=True)
     >>> decide(zen4, measure=lambda: 2.1).precision, decide(zen4, measure=lambda: 0.9).precision
     ('bf16', 'fp32')
     """
-    base = dict(cpu=cpu.model, torch_version=torch.__version__)
-    fp32_cl = ("fp32",) if cpu.avx512 else ()
+    fp32_avx512 = ("fp32",) if cpu.avx512 else ()
+    prepack = (*fp32_avx512, "bf16") if cpu.bf16 else fp32_avx512
+    base = dict(cpu=cpu.model, torch_version=torch.__version__, prepack_infer=prepack)
     if not cpu.bf16:
-        return SpeedChoices("fp32", fp32_cl, True, "features", **base)
+        return SpeedChoices("fp32", fp32_avx512, True, "features", **base)
     if cpu.amx:
-        return SpeedChoices(
-            "bf16", ("bf16", *fp32_cl), True, "features", prepack_infer=("bf16",), **base
-        )
+        return SpeedChoices("bf16", ("bf16", *fp32_avx512), True, "features", **base)
     ratio = float((measure or bf16_conv_speedup)())
     bf16 = ratio >= BF16_MIN_RATIO
     return SpeedChoices(
         "bf16" if bf16 else "fp32",
-        ("bf16", *fp32_cl) if bf16 else fp32_cl,
+        ("bf16", *fp32_avx512) if bf16 else fp32_avx512,
         True,
         "measured",
         bf16_speedup=round(ratio, 3),
-        prepack_infer=("bf16",) if bf16 else (),
         **base,
     )
 

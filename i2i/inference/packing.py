@@ -8,10 +8,12 @@ once, the way ``torch.compile`` with ``freezing`` does, and runs the layer throu
 convolution ops from then on; :func:`unpack_convolutions` puts the plain weights back, bit for
 bit. The blocked layout oneDNN chooses depends on the input's size too, so a layer keeps its
 plain weights until its first call and packs them then, for that input's size, as freezing does
-for its example inputs (packed for no size, some layers got a layout that their kernel for the
-actual size reordered again on every call: fp32 U-Net 256 at batch 1, 1.14x the unpacked speed
-against 1.21x packed for the size); inputs of other sizes still run, with oneDNN reordering the
-weights per call as it does unpacked. Inference only: packed layers have no gradients. A 4 x 4,
+for its example inputs. Inputs of other sizes still run, with oneDNN reordering the weights on
+every call: with AVX-512 that costs little (fp32 ``unet_256`` packed for 256 px ran 512 px
+inputs at 1.02-1.07x the unpacked speed), with AVX2 alone it halves the speed (0.50x), and
+packing again on every change of size was slower still where sizes alternate (0.47-0.50x), so
+packs stay with the first size. Packed for no size, as before 2026-12-04, the same model ran at
+0.16x with AVX2 and 1.14x (1.21x packed for the size) with AVX-512. Inference only: packed layers have no gradients. A 4 x 4,
 stride-2 transposed convolution with bf16 weights whose input is 8-16 px runs as one 2 x 2
 convolution to its four output phases (sub-pixel, :data:`SUBPIXEL_SIZES`), faster there on AMX
 CPUs; the result is the same to rounding.
@@ -50,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from i2i.engine.devices import release_freed_memory
 from i2i.models.layers import capturing_graph
 
 #: the layers this module packs
@@ -144,6 +147,7 @@ class _PackedWeights:
         )
         self.weight = reorder(self.plain(), *self.args, list(input_size))
         self.input_size = tuple(input_size)
+        release_freed_memory()  # the plain copy: a hole that would raise the peak otherwise
 
     @property
     def shape(self) -> tuple[int, ...]:
