@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(
 )
 AVX2 = CpuFeatures("AMD EPYC (Zen 3)", bf16=False, amx=False, avx512_bf16=False, avx2=True)
 AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True, avx512=True)  # fmt: skip
-SKYLAKE = CpuFeatures("Intel Xeon (SKX)", bf16=False, amx=False, avx512_bf16=False, avx2=True, avx512=True)  # fmt: skip
+ZEN4_SLOW_BF16 = CpuFeatures("AMD EPYC (Zen 4)", bf16=True, amx=False, avx512_bf16=True, avx2=True, avx512=True)  # fmt: skip
 
 
 def unet(seed: int = 0) -> nn.Module:
@@ -197,22 +197,24 @@ def amx(monkeypatch, tmp_path):
     tuning.forget_choices()
 
 
-def test_auto_packs_bf16_where_it_is_native_and_fp32_with_avx512(amx):
+def test_auto_packs_bf16_where_it_is_native_and_fp32_on_request(amx, monkeypatch):
     cpu = torch.device("cpu")
     amx(AMX)
     assert devices.resolve_prepack(None, cpu, "bf16") is True
-    assert devices.resolve_prepack(None, cpu, "fp32") is True
+    assert devices.resolve_prepack(None, cpu, "fp32") is False
+    assert devices.resolve_prepack(True, cpu, "fp32") is True
     assert devices.resolve_prepack(False, cpu, "bf16") is False
-    assert devices.resolve_prepack(False, cpu, "fp32") is False
-    assert "pre-packed fp32/bf16 inference weights" in tuning.speed_choices().describe()
-    amx(AVX2)  # packs for one size; other sizes ran at half speed with AVX2: off
+    assert "pre-packed bf16 inference weights" in tuning.speed_choices().describe()
+    amx(AVX2)  # no native bf16: nothing packed unless asked
     assert devices.resolve_prepack(None, cpu, "fp32") is False
     assert devices.resolve_prepack(None, cpu, "bf16") is False
     assert devices.resolve_prepack(True, cpu, "fp32") is True
-    assert devices.resolve_prepack(None, torch.device("meta"), "fp32") is False
-    amx(SKYLAKE)
-    assert devices.resolve_prepack(None, cpu, "fp32") is True
-    assert "pre-packed fp32 inference weights" in tuning.speed_choices().describe()
+    assert devices.resolve_prepack(True, torch.device("meta"), "fp32") is False
+    monkeypatch.setattr(tuning, "bf16_conv_speedup", lambda: 0.6)
+    amx(ZEN4_SLOW_BF16)  # fp32 chosen by the measurement; bf16 on request is packed
+    assert tuning.speed_choices().precision == "fp32"
+    assert devices.resolve_prepack(None, cpu, "bf16") is True
+    assert devices.resolve_prepack(None, cpu, "fp32") is False
 
 
 def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
@@ -220,8 +222,8 @@ def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
 ):
     """A Translator that owns its weights (bf16_weights, as `i2i translate` builds it) packs
     them where auto says so; a user's module (the API default) is never touched; switching to
-    fp32 reloads the checkpoint's exact fp32 weights (packed again, in fp32); prepack=False
-    keeps the plain path with the exact results of the unpacked paths."""
+    fp32 unpacks and reloads the checkpoint's exact fp32 weights (packed on request);
+    prepack=False keeps the plain path with the exact autocast result."""
     amx(AMX)
     make_checkpoint(tmp_path, module_catalog, test_mode="eval")
     img = torch.rand(3, 256, 256)
@@ -239,12 +241,13 @@ def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
     assert is_packed(tr.generator) and tr.describe_speed().endswith("packed weights")
     assert (tr.translate(img) - expected_bf16).abs().max() < 0.03
     tr.precision = "fp32"
+    assert not is_packed(tr.generator)
+    assert torch.equal(tr.translate(img), expected_fp32)
+    tr.prepack = True  # fp32 packed on request: the same weights, the same result to rounding
     assert is_packed(tr.generator)
     weights = tr.generator.state_dict()
     assert all(torch.equal(weights[k], v) for k, v in fp32.generator.state_dict().items())
     torch.testing.assert_close(tr.translate(img), expected_fp32, atol=1e-5, rtol=0)
-    tr.prepack = False
-    assert not is_packed(tr.generator) and torch.equal(tr.translate(img), expected_fp32)
     tr.prepack = None
     tr.precision = "bf16"
     assert is_packed(tr.generator)

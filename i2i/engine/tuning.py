@@ -35,7 +35,9 @@ from pathlib import Path
 import torch
 
 CACHE_ENV = "I2I_CACHE"
-CACHE_VERSION = 4  # 2: prepack_infer; 3: channels_last_train per precision; 4: fp32 packing
+CACHE_VERSION = (
+    4  # 2: prepack_infer; 3: channels_last_train per precision; 4: bf16 packing where native
+)
 #: bf16 becomes ``auto`` only where its convolutions measured at least this much faster
 BF16_MIN_RATIO = 1.25
 
@@ -255,17 +257,16 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
       same machine and 0.94-0.97x on AMD Zen 3);
     - inference convolution weights are pre-packed for oneDNN in bf16 wherever bf16 is native
       (1.3-1.5x on the AMX machine, 1.47x / 1.12x limited to AVX512_BF16, 1.16x / 1.10x on
-      the Xeon without AMX) and in fp32 where oneDNN has AVX-512 (1.08-1.21x at batch 1,
-      1.03-1.09x at batch 8 on that Xeon; inputs of another size than the first still 1.02x
-      or more). With AVX2 alone fp32 packing gained 1.02-1.08x but ran inputs of another size
-      than the first at 0.50x, so it stays off there (benchmarks/README.md).
+      the Xeon without AMX), not in fp32: with AVX-512 it gained 1.05-1.22x at batch 1 but
+      0.97-1.09x at batch 8 with up to 50 MiB more peak memory, and with AVX2 alone it ran
+      inputs of another size than the first at 0.50x (benchmarks/README.md).
 
     >>> zen4 = CpuFeatures("z", bf16=True, amx=False, avx512_bf16=True, avx2=True)
     >>> decide(zen4, measure=lambda: 2.1).precision, decide(zen4, measure=lambda: 0.9).precision
     ('bf16', 'fp32')
     """
     fp32_avx512 = ("fp32",) if cpu.avx512 else ()
-    prepack = (*fp32_avx512, "bf16") if cpu.bf16 else fp32_avx512
+    prepack = ("bf16",) if cpu.bf16 else ()
     base = dict(cpu=cpu.model, torch_version=torch.__version__, prepack_infer=prepack)
     if not cpu.bf16:
         return SpeedChoices("fp32", fp32_avx512, True, "features", **base)
