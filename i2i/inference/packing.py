@@ -13,10 +13,10 @@ every call: with AVX-512 that costs little (fp32 ``unet_256`` packed for 256 px 
 inputs at 1.02-1.07x the unpacked speed), with AVX2 alone it halves the speed (0.50x), and
 packing again on every change of size was slower still where sizes alternate (0.47-0.50x), so
 packs stay with the first size. Packed for no size, as before 2026-12-04, the same model ran at
-0.16x with AVX2 and 1.14x (1.21x packed for the size) with AVX-512. Inference only: packed layers have no gradients. A 4 x 4,
-stride-2 transposed convolution with bf16 weights whose input is 8-16 px runs as one 2 x 2
-convolution to its four output phases (sub-pixel, :data:`SUBPIXEL_SIZES`), faster there on AMX
-CPUs; the result is the same to rounding.
+0.16x with AVX2 and 1.14x (1.21x packed for the size) with AVX-512. Inference only: packed
+layers have no gradients. A 4 x 4, stride-2 transposed convolution with bf16 weights whose
+input is 8-16 px runs as one 2 x 2 convolution to its four output phases (sub-pixel,
+:data:`SUBPIXEL_SIZES`), faster there on AMX CPUs; the result is the same to rounding.
 
 While packed, a layer's ``weight`` parameter is an empty placeholder (the held or packed copy
 replaces it, so memory does not double), and the layer still behaves as the model it is:
@@ -195,7 +195,7 @@ def _packed_forward(self: nn.Module, x: Tensor, output_size: list[int] | None = 
         if capturing_graph():  # a graph keeps the stock operation (any size)
             return _plain_forward(self, packed, x)
         packed.fit(tuple(x.shape))
-        weight = packed.weight
+    weight = packed.weight  # read after any fit (another thread may have made it)
     if packed.transposed:
         return torch.ops.mkldnn._convolution_transpose_pointwise(
             x, weight, bias, *args, "none", [None], ""

@@ -133,7 +133,6 @@ class Translator:
         self.prepack = prepack
         self.role = role
         self._weight_dtype = torch.float32
-        self._packs_on_next_call = False
         self.channels_last = channels_last
         self.task = task
         self.task_name = task_name
@@ -203,7 +202,6 @@ class Translator:
         _set_memory_format(self.generator, self._memory_format)
         if pack and not is_packed(self.generator):
             pack_convolutions(self.generator, channels_last=self.is_channels_last)
-            self._packs_on_next_call = True  # the layers pack for the first input's size
         if changed and self.device.type == "cpu":
             release_freed_memory()  # the replaced weights, not to be reused
 
@@ -299,11 +297,7 @@ class Translator:
             yield
 
     def _forward(self, x: Tensor) -> Tensor:
-        y = self.generator(x).float()
-        if self._packs_on_next_call:  # the plain weights it packed are freed now
-            self._packs_on_next_call = False
-            release_freed_memory()
-        return y
+        return self.generator(x).float()
 
     def run(self, x: Tensor) -> Tensor:
         """Generator output for model input ``x`` (B, in_channels, H, W), any H and W.
