@@ -60,10 +60,10 @@ def build_cyclegan_step(setup: TrainSetup, settings: PathSettings, seed: int = 0
     )
     torch.manual_seed(seed)
     recipe = cat.recipes.get(cfg.recipe).obj
+    # What `i2i run` builds: channels_last resolved from the config as the path set it.
     step = recipe.build(
-        RecipeSetup(
-            config=cfg,
-            options=dict(cfg.recipe_options),
+        RecipeSetup.for_run(
+            cfg,
             task=task,
             catalog=cat,
             device=device,

@@ -187,6 +187,45 @@ class RecipeSetup:
     #: The resolved memory format (the run's ``channels_last``, ``None`` decided by the engine).
     channels_last: bool = False
 
+    @classmethod
+    def for_run(
+        cls,
+        config: RunConfig,
+        *,
+        task: Task,
+        catalog: Catalog,
+        device: torch.device,
+        precision: str,
+        dist: DistInfo | None = None,
+    ) -> RecipeSetup:
+        """The setup ``i2i run`` builds for ``config``: its recipe options, and its
+        ``channels_last`` resolved for training on ``device`` in ``precision`` (see
+        :func:`i2i.engine.devices.resolve_channels_last`).
+
+        >>> from i2i import catalog as default_catalog
+        >>> from i2i.config import resolve_config
+        >>> cat = default_catalog()
+        >>> cfg = resolve_config(cat, "facades", recipe="cyclegan", channels_last=True)
+        >>> setup = RecipeSetup.for_run(cfg, task=cat.tasks.get("facades").obj, catalog=cat,
+        ...                             device=torch.device("cpu"), precision="fp32")
+        >>> setup.channels_last, sorted(setup.options)[:2]
+        (True, ['lambda_identity', 'lambda_x'])
+        """
+        from i2i.engine.devices import resolve_channels_last
+
+        return cls(
+            config=config,
+            options=dict(config.recipe_options),
+            task=task,
+            catalog=catalog,
+            device=device,
+            precision=precision,
+            dist=dist,
+            channels_last=resolve_channels_last(
+                config.channels_last, device, precision, training=True
+            ),
+        )
+
     def generator(
         self,
         in_channels: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import json
 
@@ -89,6 +90,27 @@ def test_reference_runs_stock_convolutions_and_matches_the_default_networks():
     with torch.no_grad():
         assert torch.allclose(gen_ref(x), gen_new(x), atol=1e-5)
     assert not any(getattr(m, "speedups", False) for m in gen_ref.modules())
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_cyclegan_row_runs_the_memory_format_its_path_names(channels_last):
+    # as `i2i run --recipe cyclegan` builds the step; until 2026-12-04 the row's i2i path
+    # ran NCHW networks while its label said channels_last
+    setup = TrainSetup(
+        recipe="cyclegan", generator="resnet_6blocks", size=32, ngf=4, ndf=4, norm="instance"
+    )
+    path = dataclasses.replace(engine_defaults(), precision="fp32", channels_last=channels_last)
+    step = cyclegan.build_cyclegan_step(setup, path)
+    convs = [
+        m.weight
+        for net in step.modules().values()
+        for m in net.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    assert convs and all(
+        w.is_contiguous(memory_format=torch.channels_last) == channels_last for w in convs
+    )
+    assert step.to_device(torch.zeros(1, 3, 32, 32)).is_contiguous() != channels_last
 
 
 def test_select_rows_rejects_unknown_names():

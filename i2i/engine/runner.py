@@ -34,7 +34,6 @@ from i2i.config import (
 )
 from i2i.engine import checkpoint as ckpt_io
 from i2i.engine.devices import (
-    resolve_channels_last,
     resolve_device,
     resolve_precision,
     use_cudnn_autotuner,
@@ -198,17 +197,8 @@ def train(
         seed_everything(cfg.seed)
         use_cudnn_autotuner(device, fixed_sizes=preprocess.fixed_train_size)
         recipe = catalog.recipes.get(cfg.recipe).obj
-        setup = RecipeSetup(
-            config=cfg,
-            options=dict(cfg.recipe_options),
-            task=task,
-            catalog=catalog,
-            device=device,
-            precision=precision,
-            dist=dist,
-            channels_last=resolve_channels_last(
-                cfg.channels_last, device, precision, training=True
-            ),
+        setup = RecipeSetup.for_run(
+            cfg, task=task, catalog=catalog, device=device, precision=precision, dist=dist
         )
         if dist.is_main:
             ckpt_io.write_json_atomic(run_dir / RESOLVED_FILE, resolved_settings(setup))
