@@ -70,7 +70,7 @@ class LayoutKeepingInstanceNorm2d(nn.InstanceNorm2d):
 
     PyTorch's instance norm returns NCHW whatever it is given, so in a channels_last network
     (a CycleGAN ResNet, a PatchGAN with instance norm) every convolution after it reorders its
-    input back, and channels_last measured slower than NCHW for the whole CycleGAN step. Without
+    input back (see benchmarks/README.md, item 14, for what that cost). Without
     running statistics, instance norm of one sample is batch norm in training mode over that
     sample, which runs natively on channels_last tensors at the speed of instance norm on NCHW
     ones; this layer does that per sample. Same state dict and results (up to float rounding)
