@@ -113,6 +113,56 @@ def test_the_cyclegan_row_runs_the_memory_format_its_path_names(channels_last):
     assert step.to_device(torch.zeros(1, 3, 32, 32)).is_contiguous() != channels_last
 
 
+def test_the_pix2pix_rows_default_path_trains_as_the_recipe_builds_it():
+    # the pix2pix rows build their step themselves; what they run must not drift from the
+    # step `i2i run` builds for the same networks (memory format, precision, Adam)
+    from i2i import RecipeSetup
+    from i2i import catalog as default_catalog
+    from i2i.config import resolve_config
+
+    setup = TrainSetup(generator="unet_128", size=128, ngf=4, ndf=4)
+    path = engine_defaults()
+    bench_step = setups.build_train_step(setup, path)
+    cat = default_catalog()
+    cfg = resolve_config(
+        cat,
+        "facades",
+        generator="unet_128",
+        discriminator="patch70",
+        generator_kwargs={"ngf": 4},
+        discriminator_kwargs={"ndf": 4},
+        crop_size=128,
+        load_size=143,
+        device="cpu",
+    )
+    run_setup = RecipeSetup.for_run(
+        cfg,
+        task=cat.tasks.get("facades").obj,
+        catalog=cat,
+        device=torch.device("cpu"),
+        precision=path.precision,
+    )
+    run_step = cat.recipes.get("pix2pix").obj.build(run_setup)
+
+    def described(step):
+        nets = step.modules()
+        return (
+            step.precision,
+            step.channels_last,
+            {
+                role: [
+                    w.is_contiguous(memory_format=torch.channels_last)
+                    for w in net.parameters()
+                    if w.ndim == 4
+                ]
+                for role, net in nets.items()
+            },
+            {name: type(opt).__name__ for name, opt in step.optimizers().items()},
+        )
+
+    assert described(bench_step) == described(run_step)
+
+
 def test_select_rows_rejects_unknown_names():
     with pytest.raises(SystemExit, match="rows are: train256_b1"):
         bench.select_rows("nope")
