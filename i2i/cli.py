@@ -208,6 +208,7 @@ def _format_row(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: build the default plugin manager, then run the CLI."""
+    from i2i.engine.devices import DeviceUnavailableError
     from i2i.plugins import PluginLoadError, make_plugin_manager
 
     try:
@@ -215,7 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     except PluginLoadError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    build_cli(pm).main(args=argv, prog_name="i2i")
+    try:
+        build_cli(pm).main(args=argv, prog_name="i2i")
+    except DeviceUnavailableError as exc:  # from any command's --device
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from i2i import __version__, hookimpl
@@ -108,3 +109,17 @@ def test_the_cli_starts_without_the_compiler_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_device_the_machine_lacks_is_an_error_message_not_a_traceback(tmp_path, capsys):
+    from i2i.cli import main
+
+    out = tmp_path / "run"
+    args = ["run", "--task", "colorize", "--max-steps", "1", "--device", "cuda", "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "Error: --device cuda was asked for, but torch sees no CUDA GPU"
+    assert not out.exists()

@@ -98,8 +98,14 @@ def tune_cpu_process() -> None:
     keep_freed_memory()
 
 
+class DeviceUnavailableError(RuntimeError):
+    """A device was asked for that this machine does not have (the commands print it as an
+    error, without a traceback)."""
+
+
 def resolve_device(name: str | torch.device, local_rank: int | None = None) -> torch.device:
-    """``auto`` -> CUDA (this process's GPU under torchrun), else MPS, else CPU."""
+    """``auto`` -> CUDA (this process's GPU under torchrun), else MPS, else CPU; a device this
+    machine lacks raises :class:`DeviceUnavailableError`."""
     if isinstance(name, torch.device):
         return name
     if name == "auto":
@@ -111,10 +117,10 @@ def resolve_device(name: str | torch.device, local_rank: int | None = None) -> t
             name = "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for, but torch sees no CUDA GPU")
+            raise DeviceUnavailableError("--device cuda was asked for, but torch sees no CUDA GPU")
         return torch.device("cuda", local_rank or 0)
     if name == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("--device mps was asked for, but MPS is not available")
+        raise DeviceUnavailableError("--device mps was asked for, but MPS is not available")
     return torch.device(name)
 
 
