@@ -65,6 +65,22 @@ def capturing_graph() -> bool:
     return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
 
 
+def speedups_apply(module: nn.Module, x: Tensor) -> bool:
+    """Whether ``module``'s speed path runs for ``x``: switched on (:func:`set_speedups`), ``x``
+    on the CPU, and not while tracing, scripting or compiling (exported and compiled graphs keep
+    the stock operations, which generalise to other sizes).
+
+    The speed paths were tuned against oneDNN on CPUs; on a CUDA GPU (an H200) cuDNN's stock
+    kernels ran 1.1-1.5x faster than them (benchmarks/README.md, *GPU*), so other devices
+    always take the stock operations.
+
+    >>> conv = GemmConv2d(4, 4, 3)
+    >>> speedups_apply(conv, torch.zeros(1, 4, 4, 4)), speedups_apply(conv, torch.zeros(1, 4, 4, 4, device="meta"))
+    (True, False)
+    """
+    return bool(module.speedups) and x.device.type == "cpu" and not capturing_graph()
+
+
 class LayoutKeepingInstanceNorm2d(nn.InstanceNorm2d):
     """``nn.InstanceNorm2d`` whose output keeps a channels_last input's memory format.
 
@@ -90,12 +106,11 @@ class LayoutKeepingInstanceNorm2d(nn.InstanceNorm2d):
 
     def forward(self, x: Tensor) -> Tensor:
         keep = (
-            self.speedups
+            speedups_apply(self, x)
             and x.dim() == 4
             and not self.track_running_stats
             and x.is_contiguous(memory_format=torch.channels_last)
             and not x.is_contiguous()
-            and not capturing_graph()
         )
         if not keep:
             return super().forward(x)
@@ -159,14 +174,14 @@ def dense_grad(t: Tensor) -> Tensor:
     strided, neither NCHW- nor channels_last-contiguous. Batch norm's backward on such a
     gradient takes a generic path 5x (NCHW) to 20x (channels_last) slower than on a dense one;
     one copy (about 1 ms for a 8 x 64 x 128 x 128 bf16 tensor) avoids that. A no-op without
-    grad, and while tracing or compiling.
+    grad, while tracing or compiling, and off the CPU (see :func:`speedups_apply`).
 
     >>> x = torch.ones(1, 2, 3, 3, requires_grad=True)
     >>> y = torch.cat([torch.zeros(1, 1, 3, 3), dense_grad(x * 1)], 1)
     >>> y.sum().backward(); x.grad.shape
     torch.Size([1, 2, 3, 3])
     """
-    if not t.requires_grad or capturing_graph():
+    if not t.requires_grad or capturing_graph() or t.device.type != "cpu":
         return t
     fmt = torch.channels_last if _is_channels_last(t) else torch.contiguous_format
     t.register_hook(lambda g: g.contiguous(memory_format=fmt))
@@ -192,16 +207,14 @@ def _gemm_rows_limit() -> int:
 def _gemm_possible(module: nn.Module, x: Tensor) -> bool:
     """Whether ``module`` may take its GEMM path for ``x`` at all (size not yet considered).
 
-    Never while tracing, scripting or compiling: exported graphs keep the stock convolution,
-    which generalises to other sizes.
+    Only where :func:`speedups_apply` says so (the CPU, not while tracing or compiling).
     """
     return (
-        module.speedups
+        speedups_apply(module, x)
         and x.ndim == 4
         and module.groups == 1
         and module.padding_mode == "zeros"
         and not isinstance(module.padding, str)
-        and not capturing_graph()
     )
 
 
@@ -304,7 +317,8 @@ def set_speedups(module: nn.Module, enabled: bool) -> int:
     skip gradients of the U-Net (:func:`dense_grad`) and the channels_last path of
     :class:`LayoutKeepingInstanceNorm2d`. Off, a network runs exactly the stock
     PyTorch operations of the official pix2pix code (the benchmarks' reference path does this);
-    the results are the same either way, up to float rounding.
+    the results are the same either way, up to float rounding. On other devices than the CPU
+    they never run (:func:`speedups_apply`).
 
     >>> net = nn.Sequential(GemmConv2d(3, 4, 4, 2, 1), GemmConvTranspose2d(4, 3, 4, 2, 1))
     >>> set_speedups(net, False), net[0].speedups
