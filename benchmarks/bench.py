@@ -93,17 +93,18 @@ def _fmt_mb(value: int | None) -> str:
     return "-" if value is None else f"{value / MIB:.0f}"
 
 
-#: On a GPU, also the defaults with PyTorch's stock layers: i2i's small-convolution GEMM path
-#: was tuned against oneDNN on CPUs, and only a GPU table can say whether it pays against cuDNN.
-STOCK_LAYERS = "i2i stock layers"
+#: On a GPU, inference also without CUDA graphs (the Translator's default there), to show
+#: what replaying the forward as one graph gains.
+NO_GRAPHS = "i2i without CUDA graphs"
 #: With ``--with-compile``: the defaults with both networks under ``torch.compile`` (inductor;
 #: CUDA graphs are its ``reduce-overhead`` mode, not this), compiled during the warm-up calls.
 COMPILED = "i2i compiled"
 
 
 def paths_for(spec: RowSpec, *, with_compile: bool = False) -> dict[str, PathSettings]:
-    """``reference``, ``i2i`` (the defaults) and ``i2i+`` (proposals) where it differs; on a
-    GPU also :data:`STOCK_LAYERS`; with ``with_compile`` also :data:`COMPILED`.
+    """``reference``, ``i2i`` (the defaults) and ``i2i+`` (proposals) where it differs; where
+    the defaults replay CUDA graphs also :data:`NO_GRAPHS`; with ``with_compile`` also
+    :data:`COMPILED`.
 
     >>> {"i2i", "reference"} <= set(paths_for(DEFAULT_ROWS[0]))  # i2i+ where proposals differ
     True
@@ -117,10 +118,12 @@ def paths_for(spec: RowSpec, *, with_compile: bool = False) -> dict[str, PathSet
     paths = {"reference": REFERENCE, "i2i": default}
     if dataclasses.replace(proposed, name=default.name) != default:
         paths["i2i+"] = proposed
-    if bench_device().type == "cuda":
-        paths[STOCK_LAYERS] = dataclasses.replace(default, name=STOCK_LAYERS, speedups=False)
+    if default.cuda_graphs:
+        paths[NO_GRAPHS] = dataclasses.replace(default, name=NO_GRAPHS, cuda_graphs=False)
     if with_compile:
-        paths[COMPILED] = dataclasses.replace(default, name=COMPILED, compile=True)
+        paths[COMPILED] = dataclasses.replace(
+            default, name=COMPILED, compile=True, cuda_graphs=False
+        )
     return paths
 
 
@@ -276,7 +279,7 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
         out(f"i2i  ({kind}): {default.describe()}")
         out(f"i2i+ ({kind}): {proposed.describe()}")
     if device.type == "cuda":
-        out(f"{STOCK_LAYERS}: the i2i paths with PyTorch's stock layers (no small-conv GEMMs)")
+        out(f"{NO_GRAPHS}: the i2i inference path launching its kernels one by one")
     if args.with_compile:
         out(f"{COMPILED}: the i2i paths with both networks under torch.compile")
     peaks = conv_peaks(reps=2 if args.quick else 5, device=device)

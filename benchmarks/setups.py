@@ -43,6 +43,7 @@ from i2i.engine.devices import (
     keeps_bf16_weight_copies,
     make_adam,
     resolve_channels_last,
+    resolve_cuda_graphs,
     resolve_precision,
     resolve_prepack,
 )
@@ -71,6 +72,7 @@ class PathSettings:
     bf16_copies: bool = False  # i2i.engine.bf16_copies: bf16 weight copies Adam keeps current
     translator: bool = False  # inference through i2i's Translator
     prepack: bool = False  # Translator: convolution weights pre-packed for oneDNN
+    cuda_graphs: bool = False  # Translator: the forward replayed as CUDA graphs
 
     def describe(self) -> str:
         """One line for the table's legend.
@@ -98,6 +100,8 @@ class PathSettings:
                 parts.append("bf16 weights")
             if self.prepack:
                 parts.append("pre-packed for oneDNN")
+            if self.cuda_graphs:
+                parts.append("CUDA graphs")
             parts.append("through Translator.run")
         return ", ".join(parts)
 
@@ -136,8 +140,8 @@ def engine_defaults(device: torch.device | None = None) -> PathSettings:
 
 def _proposed_channels_last(device: torch.device, precision: str, *, training: bool) -> bool:
     """channels_last as :func:`resolve_channels_last` decides it here; on a GPU, on under
-    autocast (the layout of its tensor cores), which i2i does not choose there yet: the GPU
-    table is to say whether it should."""
+    autocast (the layout of its tensor cores) for training too, which i2i does not choose
+    there: the GPU tables had it 0.89-1.14x NCHW (benchmarks/README.md, *GPU*)."""
     if device.type == "cuda":
         return precision != "fp32"
     return resolve_channels_last(None, device, precision, training=training)
@@ -167,6 +171,7 @@ def translator_defaults(device: torch.device | None = None) -> PathSettings:
         keep_heap=device.type == "cpu",
         translator=True,
         prepack=resolve_prepack(None, device, precision),
+        cuda_graphs=resolve_cuda_graphs(None, device),
     )
 
 
@@ -335,6 +340,7 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
             channels_last=settings.channels_last,
             bf16_weights=True,  # as `i2i translate` builds it
             prepack=settings.prepack,
+            cuda_graphs=settings.cuda_graphs and not settings.compile,
             device=device,
         )
         if settings.compile:

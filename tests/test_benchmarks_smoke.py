@@ -219,16 +219,22 @@ def test_a_timed_call_on_a_gpu_waits_for_the_device(monkeypatch):
     assert events == ["cpu"]
 
 
-def test_on_a_gpu_the_table_proposes_channels_last_under_autocast(monkeypatch):
+def test_on_a_gpu_inference_replays_graphs_channels_last_and_training_proposes_channels_last(
+    monkeypatch,
+):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     gpu = torch.device("cuda")
     default, proposed = setups.engine_defaults(gpu), setups.proposed_training(gpu)
     assert (default.precision, default.channels_last) == ("bf16", False)
     assert (proposed.precision, proposed.channels_last) == ("bf16", True)
     assert not default.flush_denormal and not default.keep_heap  # CPU-only settings
-    infer = setups.proposed_inference(gpu)
-    assert infer.channels_last and infer.translator and not infer.prepack
+    infer = setups.translator_defaults(gpu)
+    assert infer.channels_last and infer.translator and not infer.prepack and infer.cuda_graphs
+    assert setups.proposed_inference(gpu) == dataclasses.replace(infer, name="i2i+")
     monkeypatch.setenv("I2I_BENCH_DEVICE", "cuda")
-    paths = bench.paths_for(rows.DEFAULT_ROWS[0])
-    assert list(paths) == ["reference", "i2i", "i2i+", bench.STOCK_LAYERS]
-    assert not paths[bench.STOCK_LAYERS].speedups and paths["i2i"].speedups
+    assert list(bench.paths_for(rows.DEFAULT_ROWS[0])) == ["reference", "i2i", "i2i+"]
+    infer_row = next(r for r in rows.DEFAULT_ROWS if r.kind == "infer")
+    paths = bench.paths_for(infer_row, with_compile=True)
+    assert list(paths) == ["reference", "i2i", bench.NO_GRAPHS, bench.COMPILED]
+    assert paths["i2i"].cuda_graphs and not paths[bench.NO_GRAPHS].cuda_graphs
+    assert not paths[bench.COMPILED].cuda_graphs  # compile is measured on its own

@@ -163,16 +163,23 @@ def resolve_channels_last(
 
     On the CPU: for inference always (oneDNN runs the U-Net faster so in fp32 and bf16); for
     training in the precisions :func:`i2i.engine.tuning.speed_choices` names (measured faster
-    with bf16 autocast, and in fp32 with AVX-512; slower in fp32 with AVX2 alone). Off on
-    other devices.
+    with bf16 autocast, and in fp32 with AVX-512; slower in fp32 with AVX2 alone). On a CUDA
+    GPU: for inference under autocast (the tensor cores' layout; on an H200 1.08-1.37x NCHW,
+    benchmarks/README.md, *GPU*), not for training (no steady gain there). Off on other
+    devices.
 
-    >>> cpu = torch.device("cpu")
+    >>> cpu, gpu = torch.device("cpu"), torch.device("cuda")
     >>> resolve_channels_last(None, cpu, "fp32", training=False), resolve_channels_last(
     ...     False, cpu, "fp32", training=False)
     (True, False)
+    >>> [resolve_channels_last(None, gpu, p, training=t) for p, t in
+    ...  (("bf16", False), ("fp32", False), ("bf16", True))]
+    [True, False, False]
     """
     if value is not None:
         return bool(value)
+    if device.type == "cuda":
+        return not training and precision in ("bf16", "fp16")
     if device.type != "cpu":
         return False
     from i2i.engine.tuning import speed_choices
@@ -202,6 +209,20 @@ def resolve_prepack(value: bool | None, device: torch.device, precision: str) ->
     from i2i.engine.tuning import speed_choices
 
     return precision in speed_choices().prepack_infer
+
+
+def resolve_cuda_graphs(value: bool | None, device: torch.device) -> bool:
+    """Whether inference replays the generator's forward as CUDA graphs, one per input size
+    (:mod:`i2i.inference.cuda_graphs`); ``None`` decides: on wherever the device is a CUDA GPU,
+    where the eager forward at pix2pix's sizes waits on kernel launches (benchmarks/README.md,
+    *GPU*). Never off a CUDA device.
+
+    >>> resolve_cuda_graphs(None, torch.device("cpu")), resolve_cuda_graphs(True, torch.device("cpu"))
+    (False, False)
+    >>> resolve_cuda_graphs(None, torch.device("cuda")), resolve_cuda_graphs(False, torch.device("cuda"))
+    (True, False)
+    """
+    return device.type == "cuda" and value is not False
 
 
 def describe_gpu(index: int = 0) -> str | None:

@@ -28,6 +28,7 @@ def doctor_report(*, remeasure: bool = False) -> dict:
         describe_adam,
         describe_gpu,
         resolve_channels_last,
+        resolve_cuda_graphs,
         resolve_device,
         resolve_precision,
     )
@@ -45,6 +46,7 @@ def doctor_report(*, remeasure: bool = False) -> dict:
         "precision": precision,
         "channels_last_train": resolve_channels_last(None, device, precision, training=True),
         "channels_last_infer": resolve_channels_last(None, device, precision, training=False),
+        "cuda_graphs_infer": resolve_cuda_graphs(None, device),
         "cpu": dataclasses.asdict(cpu),
         "cpu_choices": dataclasses.asdict(choices),
         "cpu_choices_text": choices.describe(),
@@ -88,6 +90,12 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
         rows[2:2] = [
             ("gpu", report["gpu"]),
             ("cudnn autotuner", "on in `i2i run` where every training crop has one size"),
+            (
+                "cuda graphs",
+                "inference replays one per input size"
+                if report["cuda_graphs_infer"]
+                else "off (not on a CUDA device)",
+            ),
         ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -73,13 +73,20 @@ direction_option = click.option(
 @click.option(
     "--channels-last/--no-channels-last",
     default=None,
-    help="Generator weights in NHWC. Default: as `i2i doctor` says (on for the CPU).",
+    help="Generator weights in NHWC. Default: as `i2i doctor` says (on for the CPU, and for "
+    "CUDA GPUs in bf16).",
 )
 @click.option(
     "--prepack/--no-prepack",
     default=None,
     help="On the CPU, reorder the convolution weights for oneDNN once instead of on every "
     "call. Default: as `i2i doctor` says (on in bf16 where it is native).",
+)
+@click.option(
+    "--cuda-graphs/--no-cuda-graphs",
+    default=None,
+    help="On a CUDA GPU, replay the generator as one CUDA graph per input size instead of "
+    "launching its kernels one by one. Default: on for CUDA.",
 )
 @click.option(
     "--tile",
@@ -123,6 +130,7 @@ def translate_cmd(
     precision: str,
     channels_last: bool | None,
     prepack: bool | None,
+    cuda_graphs: bool | None,
     tile: int,
     overlap: int | None,
     device: str,
@@ -171,6 +179,7 @@ def translate_cmd(
                 direction=direction,
                 bf16_weights=True,  # nothing here calls the generator outside the Translator
                 prepack=prepack,
+                cuda_graphs=cuda_graphs,
             )
         except _user_errors() as exc:
             sharding.agree(exc, info, where)

@@ -33,9 +33,11 @@ from i2i.engine.devices import (
     autocast,
     release_freed_memory,
     resolve_channels_last,
+    resolve_cuda_graphs,
     resolve_device,
     resolve_precision,
 )
+from i2i.inference.cuda_graphs import GraphedForward
 from i2i.inference.modes import check_mode, set_test_mode
 from i2i.inference.packing import is_packed, pack_convolutions, unpack_convolutions
 from i2i.inference.padding import crop, pad_to_multiple
@@ -96,8 +98,8 @@ class Translator:
     goes through the network at once; ``overlap`` (default ``tile // 8``) is the blending width.
     ``channels_last`` stores the generator's weights in NHWC (``None``: as
     :func:`i2i.engine.devices.resolve_channels_last` decides: on the CPU, where oneDNN runs
-    the U-Net's convolutions faster so; see benchmarks/README.md); outputs equal the NCHW
-    ones up to float rounding.
+    the U-Net's convolutions faster so, and on CUDA GPUs in bf16; see benchmarks/README.md);
+    outputs equal the NCHW ones up to float rounding.
 
     ``bf16_weights`` (what ``i2i translate`` asks :func:`load` for) lets the Translator store
     the generator's convolution weights its own way: in bf16 while the precision is bf16
@@ -107,6 +109,10 @@ class Translator:
     instead of on every call; ``None``: as :func:`i2i.engine.devices.resolve_prepack`
     decides). Setting another precision then reloads the fp32 weights from ``checkpoint``
     (those of ``role``, default its translator in the trained direction).
+
+    ``cuda_graphs`` replays the generator's forward on a CUDA GPU as one CUDA graph per input
+    size (:mod:`i2i.inference.cuda_graphs`; ``None``: as
+    :func:`i2i.engine.devices.resolve_cuda_graphs` decides, on for CUDA); the same outputs.
     """
 
     def __init__(
@@ -127,7 +133,10 @@ class Translator:
         bf16_weights: bool = False,
         role: str | None = None,
         prepack: bool | None = None,
+        cuda_graphs: bool | None = None,
     ):
+        self._graphed = GraphedForward(self._eager_forward)
+        self.cuda_graphs = cuda_graphs
         self.generator = generator
         self.bf16_weights = bf16_weights
         self.prepack = prepack
@@ -147,6 +156,25 @@ class Translator:
         self.to(device)
 
     # ------------------------------------------------------------------ settings
+
+    @property
+    def generator(self) -> nn.Module:
+        """The network that translates; assigning another one drops the captured CUDA graphs."""
+        return self._generator
+
+    @generator.setter
+    def generator(self, value: nn.Module) -> None:
+        self._generator = value
+        self._drop_graphs()
+
+    def _drop_graphs(self) -> None:
+        """Forget the captured CUDA graphs (they read the weights they were captured with)."""
+        self._graphed = GraphedForward(self._eager_forward)
+
+    @property
+    def uses_cuda_graphs(self) -> bool:
+        """Whether the forward replays CUDA graphs (``cuda_graphs`` on or decided so, on CUDA)."""
+        return resolve_cuda_graphs(self.cuda_graphs, self.device)
 
     @property
     def mode(self) -> str:
@@ -202,6 +230,8 @@ class Translator:
         _set_memory_format(self.generator, self._memory_format)
         if pack and not is_packed(self.generator):
             pack_convolutions(self.generator, channels_last=self.is_channels_last)
+        if changed:
+            self._drop_graphs()  # the graphs read the replaced weights
         if changed and self.device.type == "cpu":
             release_freed_memory()  # the replaced weights, not to be reused
 
@@ -243,7 +273,8 @@ class Translator:
         """
         layout = "channels_last" if self.is_channels_last else "NCHW"
         packed = ", packed weights" if is_packed(self.generator) else ""
-        return f"{self.device}, {self.precision}, {layout}{packed}"
+        graphs = ", CUDA graphs" if self.uses_cuda_graphs else ""
+        return f"{self.device}, {self.precision}, {layout}{packed}{graphs}"
 
     @property
     def tile(self) -> int:
@@ -273,6 +304,7 @@ class Translator:
     def to(self, device: str | torch.device) -> Translator:
         """Move the generator to ``device`` (``"auto"``: CUDA when available) and return ``self``."""
         self.device = resolve_device(device)
+        self._drop_graphs()
         unpack_convolutions(self.generator)  # packed weights live on the CPU only
         self.generator.to(self.device)
         nhwc = resolve_channels_last(
@@ -296,8 +328,13 @@ class Translator:
                 torch.manual_seed(self.seed)
             yield
 
-    def _forward(self, x: Tensor) -> Tensor:
+    def _eager_forward(self, x: Tensor) -> Tensor:
         return self.generator(x).float()
+
+    def _forward(self, x: Tensor) -> Tensor:
+        if self.uses_cuda_graphs:
+            return self._graphed(x, context=(self.mode, self.precision, self.is_channels_last))
+        return self._eager_forward(x)
 
     def run(self, x: Tensor) -> Tensor:
         """Generator output for model input ``x`` (B, in_channels, H, W), any H and W.
@@ -397,6 +434,7 @@ def load(
     direction: str | None = None,
     bf16_weights: bool = False,
     prepack: bool | None = None,
+    cuda_graphs: bool | None = None,
 ) -> Translator:
     """A :class:`Translator` for a checkpoint folder, or a run folder (its latest checkpoint).
 
@@ -409,6 +447,7 @@ def load(
     faster, less memory, the same outputs, but ``translator.generator`` is then no longer an
     fp32 module to call on its own; with it, ``prepack`` (``None``: auto) pre-packs the
     convolutions' weights for oneDNN on the CPU (:mod:`i2i.inference.packing`).
+    ``cuda_graphs`` (``None``: on for CUDA) replays the forward as CUDA graphs.
     """
     from i2i.engine.checkpoint import CheckpointError, build_role, load_checkpoint
     from i2i.task import reversed_task
@@ -456,4 +495,5 @@ def load(
         bf16_weights=bf16_weights,
         role=role,
         prepack=prepack,
+        cuda_graphs=cuda_graphs,
     )
