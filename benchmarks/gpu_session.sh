@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The GPU checks of one session on a lent CUDA machine, in one go, from the repository root:
+#   bash benchmarks/gpu_session.sh [OUT_DIR]      (default $OUT, else /tmp/i2i-gpu)
+# 1. the machine and the packages it has; 2. the tests that need a GPU; 3. `i2i doctor`, a short
+# `i2i run` and `i2i translate` on the GPU (the engine's CUDA path end to end; with
+# I2I_GPU_FP16=1 also in fp16); 4. the benchmark table (every path; with I2I_GPU_COMPILE=1 also
+# under torch.compile, which takes minutes more).
+# Each stage has its own time limit and the later stages run even when one fails; wheels in
+# .whl/ (packages the machine lacks, e.g. kornia) are installed into /tmp/site first.
+set -u -o pipefail
+out=${1:-${OUT:-/tmp/i2i-gpu}}
+mkdir -p "$out"
+log="$out/gpu.log"
+export PYTHONUNBUFFERED=1 I2I_CACHE=/tmp/i2i-cache
+py=${PYTHON:-python3}
+if compgen -G ".whl/*.whl" >/dev/null; then
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+        .whl/*.whl || exit 1
+    export PYTHONPATH="/tmp/site:$PWD:$PWD/plugins"
+else
+    export PYTHONPATH="$PWD:$PWD/plugins"
+fi
+stage() { echo; echo "## $(date -u +%H:%M:%S) $*"; }
+{
+    stage machine
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    lscpu | grep "Model name"
+    "$py" -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, \
+'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), \
+'tf32 conv', torch.backends.cudnn.allow_tf32, 'tf32 matmul', torch.backends.cuda.matmul.allow_tf32)"
+    "$py" -m pip list 2>/dev/null | grep -i -E \
+        "^(torch|torchvision|timm|kornia|pluggy|click|safetensors|numpy|pillow|scikit-image) "
+    "$py" -c "import i2i.cli, benchmarks.bench, i2i_colorize; print('i2i imports')" || exit 2
+} 2>&1 | tee "$log" || exit 2
+{
+    stage "the GPU tests (CUDA graphs)"
+    timeout 90 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py
+    stage "i2i doctor"
+    timeout 60 "$py" -m i2i doctor
+    stage "i2i run on the GPU (colorize, built-in data, 40 steps)"
+    timeout 100 "$py" -m i2i run --task colorize --gen unet --disc patch70 --epochs 1 \
+        --max-steps 40 --log-every 10 --device cuda --out /tmp/i2i-runs/colorize &&
+        cp /tmp/i2i-runs/colorize/resolved.json "$out/resolved.json"
+    stage "i2i translate on the GPU"
+    timeout 45 "$py" -m i2i translate -c /tmp/i2i-runs/colorize --device cuda \
+        -o /tmp/i2i-runs/out "$I2I_CACHE/builtin-v1/val" && ls /tmp/i2i-runs/out | wc -l
+    if [ -n "${I2I_GPU_FP16:-}" ]; then
+        stage "i2i run in fp16 with a gradient scaler (GPUs without bf16 take this path)"
+        timeout 60 "$py" -m i2i run --task colorize --gen unet --disc patch70 --epochs 1 \
+            --max-steps 20 --log-every 10 --device cuda --precision fp16 --out /tmp/i2i-runs/fp16
+    fi
+    # One benchmark run per group, so that a group cut off by its limit loses only itself.
+    for group in "infer:infer256_b1,infer256_b8:90" "train:train256_b1,train256_b8:120" \
+        "cyclegan:cyclegan256_b1:70" ${I2I_GPU_COMPILE:+"compile_infer:infer256_b1:100"} \
+        ${I2I_GPU_COMPILE:+"compile_train:train256_b1:150"}; do
+        IFS=: read -r name rows limit <<<"$group"
+        compile=""
+        [[ $name == compile_* ]] && compile="--with-compile"
+        stage "benchmark $compile: $rows"
+        timeout "$limit" "$py" -m benchmarks.bench --device cuda --no-data --reps 30 \
+            $compile --rows "$rows" --json "$out/bench_$name.json"
+    done
+    stage done
+} 2>&1 | tee -a "$log"
