@@ -164,22 +164,22 @@ def resolve_channels_last(
     On the CPU: for inference always (oneDNN runs the U-Net faster so in fp32 and bf16); for
     training in the precisions :func:`i2i.engine.tuning.speed_choices` names (measured faster
     with bf16 autocast, and in fp32 with AVX-512; slower in fp32 with AVX2 alone). On a CUDA
-    GPU: for inference under autocast (the tensor cores' layout; on an H200 1.08-1.37x NCHW,
-    benchmarks/README.md, *GPU*), not for training (no steady gain there). Off on other
-    devices.
+    GPU: for inference in bf16 (the tensor cores' layout; on an H200 1.08-1.37x NCHW,
+    benchmarks/README.md, *GPU*; fp16 on GPUs without bf16 was not measured and stays NCHW),
+    not for training (no steady gain there). Off on other devices.
 
     >>> cpu, gpu = torch.device("cpu"), torch.device("cuda")
     >>> resolve_channels_last(None, cpu, "fp32", training=False), resolve_channels_last(
     ...     False, cpu, "fp32", training=False)
     (True, False)
     >>> [resolve_channels_last(None, gpu, p, training=t) for p, t in
-    ...  (("bf16", False), ("fp32", False), ("bf16", True))]
-    [True, False, False]
+    ...  (("bf16", False), ("fp16", False), ("fp32", False), ("bf16", True))]
+    [True, False, False, False]
     """
     if value is not None:
         return bool(value)
     if device.type == "cuda":
-        return not training and precision in ("bf16", "fp16")
+        return not training and precision == "bf16"
     if device.type != "cpu":
         return False
     from i2i.engine.tuning import speed_choices
