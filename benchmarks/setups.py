@@ -340,7 +340,7 @@ def inference_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> Ca
             channels_last=settings.channels_last,
             bf16_weights=True,  # as `i2i translate` builds it
             prepack=settings.prepack,
-            cuda_graphs=settings.cuda_graphs and not settings.compile,
+            cuda_graphs=settings.cuda_graphs,
             device=device,
         )
         if settings.compile:

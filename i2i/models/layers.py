@@ -174,14 +174,15 @@ def dense_grad(t: Tensor) -> Tensor:
     strided, neither NCHW- nor channels_last-contiguous. Batch norm's backward on such a
     gradient takes a generic path 5x (NCHW) to 20x (channels_last) slower than on a dense one;
     one copy (about 1 ms for a 8 x 64 x 128 x 128 bf16 tensor) avoids that. A no-op without
-    grad, while tracing or compiling, and off the CPU (see :func:`speedups_apply`).
+    grad, and while tracing or compiling; callers ask :func:`speedups_apply` first (the CPU
+    only).
 
     >>> x = torch.ones(1, 2, 3, 3, requires_grad=True)
     >>> y = torch.cat([torch.zeros(1, 1, 3, 3), dense_grad(x * 1)], 1)
     >>> y.sum().backward(); x.grad.shape
     torch.Size([1, 2, 3, 3])
     """
-    if not t.requires_grad or capturing_graph() or t.device.type != "cpu":
+    if not t.requires_grad or capturing_graph():
         return t
     fmt = torch.channels_last if _is_channels_last(t) else torch.contiguous_format
     t.register_hook(lambda g: g.contiguous(memory_format=fmt))

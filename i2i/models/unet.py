@@ -35,6 +35,7 @@ from i2i.models.layers import (
     dense_grad,
     init_weights,
     norm_layer,
+    speedups_apply,
     uses_bias,
 )
 
@@ -143,7 +144,7 @@ class UNetGenerator(nn.Module):
         for j, layer in enumerate(self.decoder):
             if self.skips and j > 0:
                 skip = features[n - 1 - j]
-                x = torch.cat([skip, dense_grad(x) if self.speedups else x], dim=1)
+                x = torch.cat([skip, dense_grad(x) if speedups_apply(self, x) else x], dim=1)
             x = layer(x)
         return x
 
