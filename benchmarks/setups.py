@@ -71,7 +71,9 @@ class PathSettings:
     flat_adam: bool = False  # i2i.engine.flat_adam.FlatFusedAdam (make_adam's fused Adam)
     bf16_copies: bool = False  # i2i.engine.bf16_copies: bf16 weight copies Adam keeps current
     translator: bool = False  # inference through i2i's Translator
-    prepack: bool = False  # Translator: convolution weights pre-packed for oneDNN
+    #: Translator: convolution weights pre-packed for oneDNN (None: where the first input is
+    #: one image, as the Translator's auto packs fp32 on CPUs with AVX-512)
+    prepack: bool | None = False
     cuda_graphs: bool = False  # Translator: the forward replayed as CUDA graphs
 
     def describe(self) -> str:
@@ -100,6 +102,8 @@ class PathSettings:
                 parts.append("bf16 weights")
             if self.prepack:
                 parts.append("pre-packed for oneDNN")
+            elif self.prepack is None:
+                parts.append("pre-packed for oneDNN at batch 1")
             if self.cuda_graphs:
                 parts.append("CUDA graphs")
             parts.append("through Translator.run")
@@ -161,6 +165,8 @@ def translator_defaults(device: torch.device | None = None) -> PathSettings:
     """Inference as i2i's Translator runs it by default (precision and memory format auto)."""
     device = device or bench_device()
     precision = resolve_precision("auto", device)
+    packs = resolve_prepack(None, device, precision)
+    packs_single = resolve_prepack(None, device, precision, batch=1)
     return PathSettings(
         "i2i",
         precision=precision,
@@ -170,7 +176,7 @@ def translator_defaults(device: torch.device | None = None) -> PathSettings:
         flush_denormal=device.type == "cpu",  # `i2i translate` sets both (tune_cpu_process)
         keep_heap=device.type == "cpu",
         translator=True,
-        prepack=resolve_prepack(None, device, precision),
+        prepack=True if packs else (None if packs_single else False),
         cuda_graphs=resolve_cuda_graphs(None, device),
     )
 

@@ -204,9 +204,14 @@ def test_auto_packs_bf16_where_it_is_native_and_fp32_on_request(amx, monkeypatch
     assert devices.resolve_prepack(None, cpu, "fp32") is False
     assert devices.resolve_prepack(True, cpu, "fp32") is True
     assert devices.resolve_prepack(False, cpu, "bf16") is False
-    assert "pre-packed bf16 inference weights" in tuning.speed_choices().describe()
+    assert devices.resolve_prepack(None, cpu, "fp32", batch=1) is True  # AVX-512: one image
+    assert devices.resolve_prepack(None, cpu, "fp32", batch=8) is False
+    assert (
+        "pre-packed bf16 and fp32 (batch 1) inference weights" in tuning.speed_choices().describe()
+    )
     amx(AVX2)  # no native bf16: nothing packed unless asked
     assert devices.resolve_prepack(None, cpu, "fp32") is False
+    assert devices.resolve_prepack(None, cpu, "fp32", batch=1) is False  # AVX2: sizes cost 0.5x
     assert devices.resolve_prepack(None, cpu, "bf16") is False
     assert devices.resolve_prepack(True, cpu, "fp32") is True
     assert devices.resolve_prepack(True, torch.device("meta"), "fp32") is False
@@ -242,6 +247,7 @@ def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
     assert (tr.translate(img) - expected_bf16).abs().max() < 0.03
     tr.precision = "fp32"
     assert not is_packed(tr.generator)
+    tr.prepack = False  # auto would pack fp32 for this one image (AVX-512): exact without
     assert torch.equal(tr.translate(img), expected_fp32)
     tr.prepack = True  # fp32 packed on request: the same weights, the same result to rounding
     assert is_packed(tr.generator)
@@ -253,6 +259,33 @@ def test_translate_packs_its_own_weights_and_switches_precision_back_exactly(
     assert is_packed(tr.generator)
     tr.prepack = False
     assert not is_packed(tr.generator) and torch.equal(tr.translate(img), expected_bf16)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "first_batch", "packed"), [(AMX, 1, True), (AMX, 2, False), (AVX2, 1, False)]
+)
+def test_fp32_translation_packs_where_its_first_input_is_one_image_with_avx512(
+    tmp_path, module_catalog, amx, cpu, first_batch, packed
+):
+    """fp32 at auto packs only on CPUs whose oneDNN has AVX-512 and only where the first call
+    is one image (the `i2i translate` default); the decision is kept for later calls, and
+    the outputs are those of the plain weights."""
+    amx(cpu)
+    make_checkpoint(tmp_path, module_catalog, test_mode="eval")
+    plain = load(tmp_path, catalog=module_catalog, precision="fp32", prepack=False)
+    tr = load(tmp_path, catalog=module_catalog, precision="fp32", bf16_weights=True)
+    assert not is_packed(tr.generator)  # nothing decided before the first input
+    first = torch.rand(first_batch, 3, 64, 64) * 2 - 1
+    torch.testing.assert_close(tr.run(first), plain.run(first), atol=1e-5, rtol=0)
+    assert is_packed(tr.generator) is packed
+    assert tr.describe_speed().endswith("packed weights") is packed
+    other = torch.rand(3 - first_batch, 3, 64, 64) * 2 - 1  # the other batch size
+    torch.testing.assert_close(tr.run(other), plain.run(other), atol=1e-5, rtol=0)
+    assert is_packed(tr.generator) is packed
+    tr.prepack = False
+    assert not is_packed(tr.generator)
+    tr.run(first[:1])
+    assert not is_packed(tr.generator)
 
 
 @pytest.mark.parametrize("called_before", [True, False])

@@ -190,12 +190,16 @@ def resolve_channels_last(
     return precision in choices.channels_last_train
 
 
-def resolve_prepack(value: bool | None, device: torch.device, precision: str) -> bool:
+def resolve_prepack(
+    value: bool | None, device: torch.device, precision: str, batch: int | None = None
+) -> bool:
     """Whether inference runs its convolutions with weights pre-packed for oneDNN
     (:mod:`i2i.inference.packing`); ``None`` decides.
 
     Only on the CPU, with a torch that has the packed ops. ``None``: where
-    :func:`i2i.engine.tuning.speed_choices` says packing pays for ``precision`` on this CPU.
+    :func:`i2i.engine.tuning.speed_choices` says packing pays for ``precision`` on this CPU,
+    at any batch (``prepack_infer``) or, given the ``batch`` of the generator's first input,
+    for one image at a time (``prepack_infer_single``: fp32 where oneDNN has AVX-512).
 
     >>> resolve_prepack(True, torch.device("meta"), "fp32"), resolve_prepack(False, torch.device("cpu"), "bf16")
     (False, False)
@@ -208,7 +212,10 @@ def resolve_prepack(value: bool | None, device: torch.device, precision: str) ->
         return True
     from i2i.engine.tuning import speed_choices
 
-    return precision in speed_choices().prepack_infer
+    choices = speed_choices()
+    if precision in choices.prepack_infer:
+        return True
+    return batch == 1 and precision in choices.prepack_infer_single
 
 
 def resolve_cuda_graphs(value: bool | None, device: torch.device) -> bool:

@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 
 CACHE_ENV = "I2I_CACHE"
-CACHE_VERSION = (
-    4  # 2: prepack_infer; 3: channels_last_train per precision; 4: bf16 packing where native
-)
+#: 2: prepack_infer; 3: channels_last_train per precision; 4: bf16 packing where native;
+#: 5: prepack_infer_single (fp32 packing for one image at a time with AVX-512)
+CACHE_VERSION = 5
 #: bf16 becomes ``auto`` only where its convolutions measured at least this much faster
 BF16_MIN_RATIO = 1.25
 
@@ -180,7 +180,10 @@ class SpeedChoices:
     - ``source``: ``features`` (the CPU's flags settled it) or ``measured`` (a short conv
       timing did; ``bf16_speedup`` is its bf16 / fp32 ratio);
     - ``prepack_infer``: the inference precisions whose convolutions run with weights
-      pre-packed for oneDNN (:mod:`i2i.inference.packing`).
+      pre-packed for oneDNN (:mod:`i2i.inference.packing`);
+    - ``prepack_infer_single``: the inference precisions whose weights are pre-packed only
+      where the generator's first input is one image (packing paid at batch 1 there, not at
+      batch 8).
     """
 
     precision: str
@@ -189,6 +192,7 @@ class SpeedChoices:
     source: str
     bf16_speedup: float | None = None
     prepack_infer: tuple[str, ...] = ()
+    prepack_infer_single: tuple[str, ...] = ()
     cpu: str = ""
     torch_version: str = torch.__version__
 
@@ -203,8 +207,10 @@ class SpeedChoices:
         cl = [k for k, on in (("training", train_cl), ("inference", self.channels_last_infer)) if on]  # fmt: skip
         if cl:
             parts.append(f"channels_last {' and '.join(cl)}")
-        if self.prepack_infer:
-            parts.append(f"pre-packed {'/'.join(self.prepack_infer)} inference weights")
+        packed = [*self.prepack_infer]
+        packed += [f"{p} (batch 1)" for p in self.prepack_infer_single if p not in packed]
+        if packed:
+            parts.append(f"pre-packed {' and '.join(packed)} inference weights")
         how = "decided from the CPU features"
         if self.source == "measured":
             how = f"measured: bf16 convolutions {self.bf16_speedup:.2f}x fp32"
@@ -257,9 +263,10 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
       same machine and 0.94-0.97x on AMD Zen 3);
     - inference convolution weights are pre-packed for oneDNN in bf16 wherever bf16 is native
       (1.3-1.5x on the AMX machine, 1.47x / 1.12x limited to AVX512_BF16, 1.16x / 1.10x on
-      the Xeon without AMX), not in fp32: with AVX-512 it gained 1.05-1.22x at batch 1 but
-      0.97-1.09x at batch 8 with up to 50 MiB more peak memory, and with AVX2 alone it ran
-      inputs of another size than the first at 0.50x (benchmarks/README.md).
+      the Xeon without AMX); in fp32 only where oneDNN has AVX-512 and the generator's first
+      input is one image (``prepack_infer_single``): there it gained 1.05-1.22x at batch 1
+      with less peak memory, but 0.94-1.09x at batch 8 with up to 50 MiB more, and with AVX2
+      alone it ran inputs of another size than the first at 0.50x (benchmarks/README.md).
 
     >>> zen4 = CpuFeatures("z", bf16=True, amx=False, avx512_bf16=True, avx2=True)
     >>> decide(zen4, measure=lambda: 2.1).precision, decide(zen4, measure=lambda: 0.9).precision
@@ -267,7 +274,12 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
     """
     fp32_avx512 = ("fp32",) if cpu.avx512 else ()
     prepack = ("bf16",) if cpu.bf16 else ()
-    base = dict(cpu=cpu.model, torch_version=torch.__version__, prepack_infer=prepack)
+    base = dict(
+        cpu=cpu.model,
+        torch_version=torch.__version__,
+        prepack_infer=prepack,
+        prepack_infer_single=fp32_avx512,
+    )
     if not cpu.bf16:
         return SpeedChoices("fp32", fp32_avx512, True, "features", **base)
     if cpu.amx:
@@ -307,7 +319,8 @@ def cache_file(cpu: CpuFeatures) -> Path:
 def _read_cache(path: Path) -> SpeedChoices | None:
     try:
         data = json.loads(path.read_text())
-        data["prepack_infer"] = tuple(data.get("prepack_infer", ()))
+        for key in ("prepack_infer", "prepack_infer_single"):
+            data[key] = tuple(data.get(key, ()))
         data["channels_last_train"] = tuple(data["channels_last_train"])
         return SpeedChoices(**data)
     except (OSError, ValueError, TypeError):

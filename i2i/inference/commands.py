@@ -80,7 +80,8 @@ direction_option = click.option(
     "--prepack/--no-prepack",
     default=None,
     help="On the CPU, reorder the convolution weights for oneDNN once instead of on every "
-    "call. Default: as `i2i doctor` says (on in bf16 where it is native).",
+    "call. Default: as `i2i doctor` says (on in bf16 where it is native; in fp32 with "
+    "AVX-512 where the first batch is one image).",
 )
 @click.option(
     "--cuda-graphs/--no-cuda-graphs",

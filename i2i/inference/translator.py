@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,8 @@ class Translator:
     the same results, as autocast rounds the same way), and on the CPU pre-packed for oneDNN
     where ``prepack`` says so (:mod:`i2i.inference.packing`: the weights' reorder done once
     instead of on every call; ``None``: as :func:`i2i.engine.devices.resolve_prepack`
-    decides). Setting another precision then reloads the fp32 weights from ``checkpoint``
+    decides, which for fp32 on CPUs with AVX-512 waits for the first call and packs where
+    it is one image). Setting another precision then reloads the fp32 weights from ``checkpoint``
     (those of ``role``, default its translator in the trained direction).
 
     ``cuda_graphs`` replays the generator's forward on a CUDA GPU as one CUDA graph per input
@@ -136,6 +138,7 @@ class Translator:
         cuda_graphs: bool | None = None,
     ):
         self._graphed = GraphedForward(self._eager_forward)
+        self._pack_lock = threading.Lock()
         self.cuda_graphs = cuda_graphs
         self.generator = generator
         self.bf16_weights = bf16_weights
@@ -166,6 +169,7 @@ class Translator:
     def generator(self, value: nn.Module) -> None:
         self._generator = value
         self._drop_graphs()
+        self._pack_if_single = False  # a network assigned later runs as it is given
 
     def _drop_graphs(self) -> None:
         """Forget the captured CUDA graphs (they read the weights they were captured with)."""
@@ -218,9 +222,11 @@ class Translator:
 
     def _sync_weight_dtype(self) -> None:
         """bf16 weights while running bf16 (with ``bf16_weights``), else fp32 ones; packed
-        where :meth:`packs_weights` says so."""
+        where :meth:`packs_weights` says so, or at the first call where it is one image and
+        auto packs this precision only so."""
         want = torch.bfloat16 if self.bf16_weights and self.precision == "bf16" else torch.float32
         pack = self.packs_weights
+        self._pack_if_single = not pack and self._packs_weights_at(batch=1)
         changed = want != self._weight_dtype or is_packed(self.generator) != pack
         if want != self._weight_dtype or not pack:
             unpack_convolutions(self.generator)
@@ -241,11 +247,26 @@ class Translator:
 
     @property
     def packs_weights(self) -> bool:
-        """Whether the convolutions run with pre-packed weights (``bf16_weights`` on the CPU,
-        ``prepack`` on or decided so for this CPU and precision)."""
+        """Whether the convolutions run with pre-packed weights whatever the batch
+        (``bf16_weights`` on the CPU, ``prepack`` on or decided so for this CPU and
+        precision)."""
+        return self._packs_weights_at(batch=None)
+
+    def _packs_weights_at(self, batch: int | None) -> bool:
         from i2i.engine.devices import resolve_prepack
 
-        return self.bf16_weights and resolve_prepack(self.prepack, self.device, self.precision)
+        return self.bf16_weights and resolve_prepack(
+            self.prepack, self.device, self.precision, batch=batch
+        )
+
+    def _pack_for_first_input(self, x: Tensor) -> None:
+        """The packing left to the first call: packed (for this input's size) where it is
+        one image."""
+        with self._pack_lock:
+            if self._pack_if_single:
+                self._pack_if_single = False
+                if x.shape[0] == 1:
+                    pack_convolutions(self.generator, channels_last=self.is_channels_last)
 
     def _store_weights_as(self, want: torch.dtype) -> None:
         if want == torch.float32:
@@ -329,6 +350,8 @@ class Translator:
             yield
 
     def _eager_forward(self, x: Tensor) -> Tensor:
+        if self._pack_if_single:
+            self._pack_for_first_input(x)
         return self.generator(x).float()
 
     def _forward(self, x: Tensor) -> Tensor:
