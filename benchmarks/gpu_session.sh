@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The GPU checks of one session on a lent CUDA machine, in one go, from the repository root:
-#   bash benchmarks/gpu_session.sh [OUT_DIR]      (default $OUT, else /tmp/i2i-gpu)
+#   bash benchmarks/gpu_session.sh [OUT_DIR] [STAGES]   (OUT_DIR: default $OUT, else /tmp/i2i-gpu;
+#                                                        STAGES: gpu (default), host or gpu,host)
 # 1. the machine and the packages it has; 2. the tests that need a GPU; 3. `i2i doctor`, a short
 # `i2i run` and `i2i translate` on the GPU (the engine's CUDA path end to end; with
 # I2I_GPU_FP16=1 also in fp16); 4. the benchmark table (every path; with I2I_GPU_COMPILE=1 also
-# under torch.compile, which takes minutes more).
+# under torch.compile, which takes minutes more). The host stage times the CPU rows on two of
+# the host's cores (taskset -c 0,1, 2 threads), as this project's 2-core machines run them: the
+# GPU hosts seen so far are Xeons with AMX, the CPU class the bf16 targets are set for.
 # Each stage has its own time limit and the later stages run even when one fails; wheels in
 # .whl/ (packages the machine lacks, e.g. kornia) are installed into /tmp/site first.
 set -u -o pipefail
 out=${1:-${OUT:-/tmp/i2i-gpu}}
+stages=",${2:-gpu},"
 mkdir -p "$out"
 log="$out/gpu.log"
 export PYTHONUNBUFFERED=1 I2I_CACHE=/tmp/i2i-cache
@@ -23,8 +27,12 @@ fi
 stage() { echo; echo "## $(date -u +%H:%M:%S) $*"; }
 {
     stage machine
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
-    lscpu | grep "Model name"
+    if command -v nvidia-smi >/dev/null; then
+        nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    fi
+    lscpu | grep -E "Model name|^CPU\(s\)"
+    grep -m1 -o -w -E "amx_bf16|avx512_bf16|avx512f|avx2" /proc/cpuinfo | sort -u | tr "\n" " "
+    echo
     "$py" -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, \
 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), \
 'tf32 conv', torch.backends.cudnn.allow_tf32, 'tf32 matmul', torch.backends.cuda.matmul.allow_tf32)"
@@ -32,7 +40,7 @@ stage() { echo; echo "## $(date -u +%H:%M:%S) $*"; }
         "^(torch|torchvision|timm|kornia|pluggy|click|safetensors|numpy|pillow|scikit-image) "
     "$py" -c "import i2i.cli, benchmarks.bench, i2i_colorize; print('i2i imports')" || exit 2
 } 2>&1 | tee "$log" || exit 2
-{
+[[ $stages == *,gpu,* ]] && {
     stage "the GPU tests (CUDA graphs)"
     timeout 90 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py
     stage "i2i doctor"
@@ -60,5 +68,14 @@ stage() { echo; echo "## $(date -u +%H:%M:%S) $*"; }
         timeout "$limit" "$py" -m benchmarks.bench --device cuda --no-data --reps 30 \
             $compile --rows "$rows" --json "$out/bench_$name.json"
     done
-    stage done
 } 2>&1 | tee -a "$log"
+[[ $stages == *,host,* ]] && {
+    host=(taskset -c 0,1 env OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= I2I_BENCH_DEVICE=cpu)
+    stage "host CPU, 2 cores: i2i doctor"
+    timeout 60 "${host[@]}" "$py" -m i2i doctor
+    stage "host CPU, 2 cores: benchmark of the pix2pix rows"
+    timeout "${I2I_HOST_LIMIT:-300}" "${host[@]}" "$py" -m benchmarks.bench --device cpu \
+        --no-data --rows "${I2I_HOST_ROWS:-train256_b1,train256_b8,infer256_b1,infer256_b8}" \
+        --json "$out/bench_host.json"
+} 2>&1 | tee -a "$log"
+echo "## $(date -u +%H:%M:%S) done" | tee -a "$log"

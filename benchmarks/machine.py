@@ -79,11 +79,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def describe_cores() -> str:
+    """``<n> cores``, or ``<n> of <m> cores`` where this process may run on fewer than the
+    machine has (``taskset``, a container's CPU set).
+
+    >>> describe_cores().endswith("cores")
+    True
+    """
+    total = os.cpu_count() or 0
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = total
+    return f"{usable} of {total} cores" if 0 < usable < total else f"{total} cores"
+
+
 def describe_machine() -> str:
     """``<cpu>, <n> cores, torch <version>, <threads> threads[, <gpu>]``."""
     parts = [
         cpu_model(),
-        f"{os.cpu_count()} cores",
+        describe_cores(),
         f"torch {torch.__version__}",
         f"{torch.get_num_threads()} threads",
     ]
