@@ -6,6 +6,9 @@ GPU); the CPU tests check that nothing changes where graphs do not apply.
 
 from __future__ import annotations
 
+import copy
+import warnings
+
 import pytest
 import torch
 
@@ -75,3 +78,33 @@ def test_each_input_size_gets_its_graph_and_old_ones_are_dropped():
     eager.mode = "paper"
     x = torch.rand(2, 3, 64, 64) * 2 - 1  # batch 2: batch statistics of more than one pixel
     assert torch.allclose(tr.run(x), eager.run(x), atol=1e-4)
+
+
+class _WaitsForTheGpu(torch.nn.Module):
+    """A generator whose forward reads a value back to the host, which a capture forbids."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = float(x.abs().amax())  # a host sync
+        return self.conv(x) / max(scale, 1.0)
+
+
+@needs_cuda
+def test_a_forward_that_cannot_be_captured_runs_eagerly_with_one_warning():
+    torch.manual_seed(0)
+    net = _WaitsForTheGpu()
+    reference = copy.deepcopy(net)  # stays on the CPU
+    tr = Translator(net, TASK, mode="eval", device="cuda", precision="fp32", cuda_graphs=True)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with pytest.warns(RuntimeWarning, match="could not be captured as a CUDA graph"):
+        got = tr.run(x)
+    with torch.no_grad():
+        torch.testing.assert_close(got.cpu(), reference(x), atol=1e-4, rtol=0)
+        assert not tr.uses_cuda_graphs and "CUDA graphs" not in tr.describe_speed()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no second warning, no second attempt
+            got = tr.run(x * 0.5)
+        torch.testing.assert_close(got.cpu(), reference(x * 0.5), atol=1e-4, rtol=0)

@@ -10,7 +10,9 @@ return a copy of its output. Random numbers (dropout in paper mode) are drawn af
 replay from the default CUDA generator, so ``torch.manual_seed`` still makes runs repeatable.
 
 Only the last ``max_graphs`` shapes keep their graph (each holds the memory of one forward).
-Calls are serialised by a lock: the graph's buffers are shared.
+Calls are serialised by a lock: the graph's buffers are shared. A forward that cannot be
+captured (one that waits for the GPU inside, e.g. with ``.item()``, which a capture forbids)
+runs eagerly from then on, with one warning; ``failure`` says why.
 
 >>> graphed = GraphedForward(lambda x: x * 2)
 >>> graphed(torch.ones(2))  # not on a CUDA device: runs the function itself
@@ -20,6 +22,7 @@ tensor([2., 2.])
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -44,6 +47,14 @@ class GraphedForward:
             OrderedDict()
         )
         self._lock = threading.Lock()
+        #: why the forward could not be captured (then it runs eagerly); None until it fails
+        self.failure: str | None = None
+
+    def clear(self) -> None:
+        """Drop every graph (they read the weights they were captured with); a failure to
+        capture is kept, since it belongs to the forward, not to the weights."""
+        with self._lock:
+            self._graphs.clear()
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
@@ -53,13 +64,25 @@ class GraphedForward:
     def __call__(self, x: Tensor, context: object = None) -> Tensor:
         """``fn(x)``; ``context`` names what else the forward depends on (a test mode, a
         precision): a new value captures a new graph."""
-        if x.device.type != "cuda":
+        if x.device.type != "cuda" or self.failure is not None:
             return self.fn(x)
         key = (tuple(x.shape), x.dtype, x.device, context)
         with self._lock:
             entry = self._graphs.get(key)
             if entry is None:
-                entry = self._capture(x)
+                try:
+                    entry = self._capture(x)
+                except _CaptureFailed as exc:
+                    self.failure = (str(exc.__cause__).strip().splitlines() or ["?"])[0]
+                    warnings.warn(
+                        f"the forward could not be captured as a CUDA graph ({self.failure}); "
+                        "it runs eagerly from now on (i2i translate --no-cuda-graphs skips "
+                        "the attempt)",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    self._graphs.clear()
+                    return self.fn(x)
                 self._graphs[key] = entry
                 while len(self._graphs) > self.max_graphs:
                     self._graphs.popitem(last=False)
@@ -89,6 +112,13 @@ class GraphedForward:
                     self.fn(static_in)
             torch.cuda.current_stream(x.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self.fn(static_in)
+            try:  # errors of the forward itself came up in the warm-up, outside the capture
+                with torch.cuda.graph(graph):
+                    static_out = self.fn(static_in)
+            except RuntimeError as exc:
+                raise _CaptureFailed from exc
         return graph, static_in, static_out
+
+
+class _CaptureFailed(Exception):
+    """The capture itself failed (its cause says why); the warm-up had run."""

@@ -137,7 +137,6 @@ class Translator:
         prepack: bool | None = None,
         cuda_graphs: bool | None = None,
     ):
-        self._graphed = GraphedForward(self._eager_forward)
         self._pack_lock = threading.Lock()
         self.cuda_graphs = cuda_graphs
         self.generator = generator
@@ -168,17 +167,19 @@ class Translator:
     @generator.setter
     def generator(self, value: nn.Module) -> None:
         self._generator = value
-        self._drop_graphs()
+        self._graphed = GraphedForward(self._eager_forward)  # a new forward: capture it anew
         self._pack_if_single = False  # a network assigned later runs as it is given
 
     def _drop_graphs(self) -> None:
         """Forget the captured CUDA graphs (they read the weights they were captured with)."""
-        self._graphed = GraphedForward(self._eager_forward)
+        self._graphed.clear()
 
     @property
     def uses_cuda_graphs(self) -> bool:
-        """Whether the forward replays CUDA graphs (``cuda_graphs`` on or decided so, on CUDA)."""
-        return resolve_cuda_graphs(self.cuda_graphs, self.device)
+        """Whether the forward replays CUDA graphs (``cuda_graphs`` on or decided so, on CUDA,
+        and the generator's forward could be captured)."""
+        graphs = resolve_cuda_graphs(self.cuda_graphs, self.device)
+        return graphs and self._graphed.failure is None
 
     @property
     def mode(self) -> str:
