@@ -105,6 +105,7 @@ def test_without_grad_the_gemm_path_takes_fewer_rows(gemm_calls):
     assert gemm_calls["fold"] == 1
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")  # as i2i.export does
 def test_tracing_takes_the_stock_path_so_exports_keep_dynamic_sizes():
     up = GemmConvTranspose2d(4, 2, 4, 2, 1).eval()
     traced = torch.jit.trace(up, torch.randn(1, 4, 2, 2), check_trace=False)
