@@ -232,7 +232,11 @@ def test_on_a_gpu_inference_replays_graphs_channels_last_and_training_proposes_c
     assert infer.channels_last and infer.translator and not infer.prepack and infer.cuda_graphs
     assert setups.proposed_inference(gpu) == dataclasses.replace(infer, name="i2i+")
     monkeypatch.setenv("I2I_BENCH_DEVICE", "cuda")
-    assert list(bench.paths_for(rows.DEFAULT_ROWS[0])) == ["reference", "i2i", "i2i+"]
+    train = bench.paths_for(rows.DEFAULT_ROWS[0])
+    assert list(train) == ["reference", "i2i", "i2i+", bench.FP32_TRAIN]
+    assert train[bench.FP32_TRAIN] == dataclasses.replace(
+        default, name=bench.FP32_TRAIN, precision="fp32"
+    )
     infer_row = next(r for r in rows.DEFAULT_ROWS if r.kind == "infer")
     paths = bench.paths_for(infer_row, with_compile=True)
     assert list(paths) == ["reference", "i2i", bench.NO_GRAPHS, bench.COMPILED]
