@@ -175,6 +175,32 @@ def format_table(
     return "\n".join(lines)
 
 
+def format_steady_memory(results: list[RowResult]) -> str:
+    """One line per row: each path's peak memory over the timed calls alone (after the
+    warm-up), beside the table's peak from building the networks on; empty without figures.
+
+    >>> format_steady_memory([])
+    ''
+    """
+    lines = []
+    for r in results:
+        figures = [
+            f"{name} {_fmt_mb(p.steady_peak_bytes)}"
+            for name, p in r.paths.items()
+            if p.steady_peak_bytes is not None
+        ]
+        if figures:
+            lines.append(f"  {r.spec.label()}: {', '.join(figures)} MiB")
+    if not lines:
+        return ""
+    head = (
+        "peak memory over the timed calls alone, after the warm-up (the table's column also "
+        "counts building the networks and the first calls: oneDNN's or cuDNN's kernel choice "
+        "and its workspaces):"
+    )
+    return "\n".join([head, *lines])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0]
@@ -317,6 +343,10 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
             )
         out("")
         out(format_table(results, peaks))
+        steady = format_steady_memory(results)
+        if steady:
+            out("")
+            out(steady)
     report["rows"] = [r.to_dict() for r in results]
     if not args.no_data:
         root = data_root()

@@ -94,6 +94,22 @@ def memory_baseline(device: torch.device) -> int:
     return rss_bytes()
 
 
+def restart_peak(device: torch.device) -> None:
+    """Start a new peak on ``device``, keeping the baseline: :func:`peak_memory_growth` then
+    reports the peak since this call (e.g. the steady state after the warm-up calls, without
+    the first calls' one-off allocations such as cuDNN's autotuning workspaces).
+
+    >>> base = memory_baseline(torch.device("cpu"))
+    >>> restart_peak(torch.device("cpu")); peak_memory_growth(torch.device("cpu"), base) >= 0
+    True
+    """
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        reset_peak_rss()
+
+
 def peak_memory_growth(device: torch.device, baseline: int) -> int:
     """Peak memory on ``device`` since :func:`memory_baseline`, above its baseline.
 

@@ -76,7 +76,8 @@ class PathResult:
     settings: PathSettings
     seconds: list[float]
     images_per_s: float
-    peak_bytes: int | None = None
+    peak_bytes: int | None = None  # from building the networks to the last call
+    steady_peak_bytes: int | None = None  # over the timed calls only, after the warm-up
 
     @property
     def median_s(self) -> float:
@@ -112,6 +113,7 @@ class RowResult:
                     "seconds": v.seconds,
                     "images_per_s": v.images_per_s,
                     "peak_bytes": v.peak_bytes,
+                    "steady_peak_bytes": v.steady_peak_bytes,
                 }
                 for k, v in self.paths.items()
             },
@@ -125,16 +127,24 @@ def make_fn(spec: RowSpec, settings: PathSettings, seed: int = 0):
     return synced(make(spec.setup, settings, seed), bench_device())
 
 
-def _interleave_workers(workers: dict, reps: int, warmup: int) -> dict[str, list[float]]:
+def _interleave_workers(
+    workers: dict, reps: int, warmup: int
+) -> tuple[dict[str, list[float]], dict[str, tuple[int, int]]]:
+    """The timed calls of every worker, interleaved, and each worker's (whole, steady) peak
+    memory: from building its networks to the last call, and over the timed calls alone."""
     names = list(workers)
     for _ in range(warmup):
         for name in names:
             workers[name].call()
+    warm = {name: w.peak_bytes() for name, w in workers.items()}
+    for w in workers.values():
+        w.restart_peak()
     times: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(reps):
         for name in names if rep % 2 == 0 else names[::-1]:
             times[name].append(workers[name].call())
-    return times
+    steady = {name: w.peak_bytes() for name, w in workers.items()}
+    return times, {name: (max(warm[name], steady[name]), steady[name]) for name in names}
 
 
 def start_workers(spec: RowSpec, paths: dict[str, PathSettings]) -> dict:
@@ -183,8 +193,7 @@ def measure_row(
             workers = start_workers(spec, paths)
             for worker in workers.values():
                 worker.wait_ready()
-            times = _interleave_workers(workers, reps, warmup)
-            peaks = {name: w.peak_bytes() for name, w in workers.items()}
+            times, peaks = _interleave_workers(workers, reps, warmup)
             flops = row_flops(spec, paths, workers)
         finally:
             for w in workers.values():
@@ -198,11 +207,16 @@ def measure_row(
         times = interleaved(fns, reps=reps, warmup=warmup, enter=enter)
         enter_path(REFERENCE)
         flops = count_flops(make_fn(spec, REFERENCE))
-        peaks = dict.fromkeys(paths)
+        peaks = dict.fromkeys(paths, (None, None))
     result = RowResult(spec, flops)
     for name, settings in paths.items():
         secs = times[name]
+        whole, steady = peaks[name]
         result.paths[name] = PathResult(
-            settings, secs, spec.setup.batch / median(secs), peak_bytes=peaks[name]
+            settings,
+            secs,
+            spec.setup.batch / median(secs),
+            peak_bytes=whole,
+            steady_peak_bytes=steady,
         )
     return result

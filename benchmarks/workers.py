@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from benchmarks.device import bench_device, memory_baseline, peak_memory_growth
+from benchmarks.device import bench_device, memory_baseline, peak_memory_growth, restart_peak
 from benchmarks.harness import count_flops
 from benchmarks.setups import PathSettings, TrainSetup, enter_path
 
@@ -54,6 +54,9 @@ def _serve(conn: Any, spec_d: dict, settings_d: dict, seed: int) -> None:
                 conn.send(("ok", time.perf_counter() - start))
             elif cmd == "peak":
                 conn.send(("ok", peak_memory_growth(device, base)))
+            elif cmd == "restart_peak":
+                restart_peak(device)
+                conn.send(("ok", None))
             elif cmd == "flops":
                 conn.send(("ok", count_flops(fn)))
             elif cmd == "stop":
@@ -113,6 +116,11 @@ class PathWorker:
         """Peak memory growth of the worker since before it built its networks: resident
         memory on the CPU, GPU memory on a GPU (:mod:`benchmarks.device`)."""
         return int(self._ask("peak"))
+
+    def restart_peak(self) -> None:
+        """From now on :meth:`peak_bytes` is the peak since this call (above the same
+        baseline): the steady state once the warm-up calls have run."""
+        self._ask("restart_peak")
 
     def flops(self) -> int:
         """FLOPs of one call, counted by ``torch.utils.flop_counter``."""

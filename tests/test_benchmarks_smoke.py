@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import json
+import mmap
 
 import pytest
 import torch
@@ -76,10 +77,30 @@ def test_isolated_workers_report_time_memory_and_flops():
     spec = RowSpec("infer", "infer", TINY)
     paths = bench.paths_for(spec)  # i2i runs in-process above; here the proposals' process
     paths.pop("i2i")
-    r = measure_row(spec, paths, reps=1, warmup=0, isolate=True)
+    r = measure_row(spec, paths, reps=1, warmup=1, isolate=True)
     for p in r.paths.values():
         assert p.peak_bytes is not None and p.peak_bytes > 0 and p.images_per_s > 0
+        assert 0 < p.steady_peak_bytes <= p.peak_bytes  # the timed calls are part of the whole
+    steady = bench.format_steady_memory([r])
+    assert all(f"{name} " in steady for name in r.paths) and steady.endswith("MiB")
+    assert (
+        bench.format_steady_memory([measure_row(spec, paths, reps=1, warmup=0, isolate=False)])
+        == ""
+    )
     assert r.flops == harness.count_flops(rows.make_fn(spec, REFERENCE))
+
+
+def test_a_restarted_peak_leaves_out_the_memory_used_before_it():
+    """The steady-state figure: memory touched and given back before the restart (as the
+    warm-up's one-off allocations are) no longer counts, the baseline stays."""
+    cpu, mib = torch.device("cpu"), 1 << 20
+    base = device.memory_baseline(cpu)
+    with mmap.mmap(-1, 256 * mib) as buf:  # given back to the system on close
+        for offset in range(0, len(buf), mmap.PAGESIZE):
+            buf[offset] = 1
+    assert device.peak_memory_growth(cpu, base) >= 240 * mib
+    device.restart_peak(cpu)
+    assert device.peak_memory_growth(cpu, base) < 128 * mib
 
 
 def test_reference_runs_stock_convolutions_and_matches_the_default_networks():
