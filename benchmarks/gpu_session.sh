@@ -13,6 +13,13 @@
 set -u -o pipefail
 out=${1:-${OUT:-/tmp/i2i-gpu}}
 stages=",${2:-gpu},"
+IFS=, read -r -a asked <<<"${2:-gpu}"
+for s in "${asked[@]}"; do
+    if [[ $s != gpu && $s != host ]]; then
+        echo "gpu_session.sh: unknown stage '$s' (STAGES: gpu, host or gpu,host)" >&2
+        exit 2
+    fi
+done
 mkdir -p "$out"
 log="$out/gpu.log"
 export PYTHONUNBUFFERED=1 I2I_CACHE=/tmp/i2i-cache
