@@ -6,7 +6,8 @@
 # `i2i run` and `i2i translate` on the GPU (the engine's CUDA path end to end; with
 # I2I_GPU_FP16=1 also in fp16); 4. the benchmark table (every path; with I2I_GPU_COMPILE=1 also
 # under torch.compile, which takes minutes more). The host stage times the CPU rows on two of
-# the host's cores (taskset -c 0,1, 2 threads), as this project's 2-core machines run them: the
+# the host's physical cores (taskset, 2 threads), as this project's 2-core machines run them (with
+# I2I_HOST_PROFILE=ROWS also the profiler's top operators of those rows): the
 # GPU hosts seen so far are Xeons with AMX, the CPU class the bf16 targets are set for.
 # Each stage has its own time limit and the later stages run even when one fails; wheels in
 # .whl/ (packages the machine lacks, e.g. kornia) are installed into /tmp/site first.
@@ -37,7 +38,7 @@ stage() { echo; echo "## $(date -u +%H:%M:%S) $*"; }
     if command -v nvidia-smi >/dev/null; then
         nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
     fi
-    lscpu | grep -E "Model name|^CPU\(s\)"
+    lscpu | grep -E "Model name|^CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|^Model:"
     grep -m1 -o -w -E "amx_bf16|avx512_bf16|avx512f|avx2" /proc/cpuinfo | sort -u | tr "\n" " "
     echo
     "$py" -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, \
@@ -77,12 +78,20 @@ stage() { echo; echo "## $(date -u +%H:%M:%S) $*"; }
     done
 } 2>&1 | tee -a "$log"
 [[ $stages == *,host,* ]] && {
-    host=(taskset -c 0,1 env OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= I2I_BENCH_DEVICE=cpu)
+    # two CPUs on distinct physical cores (hyperthread siblings would share one core)
+    cpus=$(lscpu -p=CPU,CORE | grep -v "^#" | sort -t, -k2,2n -u | head -2 | cut -d, -f1 | paste -sd,)
+    echo "host stage on CPUs ${cpus:=0,1}"
+    host=(taskset -c "$cpus" env OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= I2I_BENCH_DEVICE=cpu)
     stage "host CPU, 2 cores: i2i doctor"
     timeout 60 "${host[@]}" "$py" -m i2i doctor
     stage "host CPU, 2 cores: benchmark of the pix2pix rows"
     timeout "${I2I_HOST_LIMIT:-300}" "${host[@]}" "$py" -m benchmarks.bench --device cpu \
         --no-data --rows "${I2I_HOST_ROWS:-train256_b1,train256_b8,infer256_b1,infer256_b8}" \
         --json "$out/bench_host.json"
+    if [ -n "${I2I_HOST_PROFILE:-}" ]; then
+        stage "host CPU, 2 cores: torch.profiler top operators of $I2I_HOST_PROFILE"
+        timeout "${I2I_HOST_PROFILE_LIMIT:-150}" "${host[@]}" "$py" -m benchmarks.bench \
+            --device cpu --profile "$I2I_HOST_PROFILE"
+    fi
 } 2>&1 | tee -a "$log"
 echo "## $(date -u +%H:%M:%S) done" | tee -a "$log"
