@@ -26,6 +26,8 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
 if __package__ in (None, ""):  # `python benchmarks/bench.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -96,10 +98,13 @@ def _fmt_mb(value: int | None) -> str:
 #: On a GPU, inference also without CUDA graphs (the Translator's default there), to show
 #: what replaying the forward as one graph gains.
 NO_GRAPHS = "i2i without CUDA graphs"
-#: On a GPU where the defaults train under autocast, training also in fp32 (which PyTorch runs
-#: as TF32 on the tensor cores): at batch 1 a GPU step waits on kernel launches, and autocast
-#: adds a cast of every weight and of its gradient (about 70 of a U-Net 128 step's 460 ops).
+#: On a GPU, training also in the precision the defaults do not take there: fp32 (which
+#: PyTorch runs as TF32 on the tensor cores) where they train under autocast, bf16 autocast
+#: where they train in fp32 (GPUs with TF32, see ``resolve_precision``). At batch 1 a GPU step
+#: waits on kernel launches, and autocast adds a cast of every weight and of its gradient
+#: (about 70 of a U-Net 128 step's 460 ops).
 FP32_TRAIN = "i2i in fp32 (TF32)"
+BF16_TRAIN = "i2i in bf16 autocast"
 #: With ``--with-compile``: the defaults with both networks under ``torch.compile`` (inductor;
 #: CUDA graphs are its ``reduce-overhead`` mode, not this), compiled during the warm-up calls.
 COMPILED = "i2i compiled"
@@ -107,8 +112,8 @@ COMPILED = "i2i compiled"
 
 def paths_for(spec: RowSpec, *, with_compile: bool = False) -> dict[str, PathSettings]:
     """``reference``, ``i2i`` (the defaults) and ``i2i+`` (proposals) where it differs; where
-    the defaults replay CUDA graphs also :data:`NO_GRAPHS`; where they train under autocast
-    on a GPU also :data:`FP32_TRAIN`; with ``with_compile`` also :data:`COMPILED`.
+    the defaults replay CUDA graphs also :data:`NO_GRAPHS`; for training on a GPU also the
+    other precision, :data:`FP32_TRAIN` or :data:`BF16_TRAIN`; with ``with_compile`` also :data:`COMPILED`.
 
     >>> {"i2i", "reference"} <= set(paths_for(DEFAULT_ROWS[0]))  # i2i+ where proposals differ
     True
@@ -124,8 +129,11 @@ def paths_for(spec: RowSpec, *, with_compile: bool = False) -> dict[str, PathSet
         paths["i2i+"] = proposed
     if default.cuda_graphs:
         paths[NO_GRAPHS] = dataclasses.replace(default, name=NO_GRAPHS, cuda_graphs=False)
-    if spec.kind == "train" and bench_device().type == "cuda" and default.precision != "fp32":
-        paths[FP32_TRAIN] = dataclasses.replace(default, name=FP32_TRAIN, precision="fp32")
+    if spec.kind == "train" and bench_device().type == "cuda":
+        if default.precision != "fp32":
+            paths[FP32_TRAIN] = dataclasses.replace(default, name=FP32_TRAIN, precision="fp32")
+        elif torch.cuda.is_bf16_supported():
+            paths[BF16_TRAIN] = dataclasses.replace(default, name=BF16_TRAIN, precision="bf16")
     if with_compile:
         paths[COMPILED] = dataclasses.replace(
             default, name=COMPILED, compile=True, cuda_graphs=False

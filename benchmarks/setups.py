@@ -126,7 +126,7 @@ def engine_defaults(device: torch.device | None = None) -> PathSettings:
     ``None``: the benchmark's device, :func:`benchmarks.device.bench_device`)."""
     device = device or bench_device()
     cfg = RunConfig(task="facades")
-    precision = resolve_precision(cfg.precision, device)
+    precision = resolve_precision(cfg.precision, device, training=True)
     fused = fused_adam_supported(device.type)
     return PathSettings(
         "i2i",
@@ -164,7 +164,7 @@ def proposed_training(device: torch.device | None = None) -> PathSettings:
 def translator_defaults(device: torch.device | None = None) -> PathSettings:
     """Inference as i2i's Translator runs it by default (precision and memory format auto)."""
     device = device or bench_device()
-    precision = resolve_precision("auto", device)
+    precision = resolve_precision("auto", device, training=False)
     packs = resolve_prepack(None, device, precision)
     packs_single = resolve_prepack(None, device, precision, batch=1)
     return PathSettings(

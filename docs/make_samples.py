@@ -131,7 +131,7 @@ def used_precision(config: dict) -> str:
     """The precision a run's "auto" settings resolved to on this machine."""
     from i2i.engine.devices import resolve_device, resolve_precision
 
-    return resolve_precision(config["precision"], resolve_device(config["device"]))
+    return resolve_precision(config["precision"], resolve_device(config["device"]), training=True)
 
 
 def make(sample: Sample, dest: Path, work: Path, quick: bool) -> dict:

@@ -206,7 +206,8 @@ class RunConfig:
     device: str = option("auto", "Where to train [auto].", choices=DEVICES, resumable=True)
     precision: str = option(
         "auto",
-        "auto: bf16 where supported, fp16 on older GPUs, else fp32 [auto].",
+        "auto: on a CUDA GPU fp32 (TF32) where it has TF32, else bf16, fp16 on older GPUs; "
+        "on the CPU bf16 where native and faster (see `i2i doctor`), else fp32 [auto].",
         choices=PRECISIONS,
         resumable=True,
     )

@@ -240,19 +240,30 @@ def test_a_timed_call_on_a_gpu_waits_for_the_device(monkeypatch):
     assert events == ["cpu"]
 
 
-def test_on_a_gpu_inference_replays_graphs_channels_last_and_training_proposes_channels_last(
-    monkeypatch,
-):
+def test_on_a_gpu_inference_replays_graphs_channels_last_and_training_takes_tf32(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (9, 0))
     gpu = torch.device("cuda")
     default, proposed = setups.engine_defaults(gpu), setups.proposed_training(gpu)
-    assert (default.precision, default.channels_last) == ("bf16", False)
-    assert (proposed.precision, proposed.channels_last) == ("bf16", True)
+    assert (default.precision, default.channels_last) == ("fp32", False)  # TF32 convolutions
+    assert proposed == dataclasses.replace(default, name="i2i+")  # nothing proposed in fp32
     assert not default.flush_denormal and not default.keep_heap  # CPU-only settings
     infer = setups.translator_defaults(gpu)
+    assert infer.precision == "bf16"
     assert infer.channels_last and infer.translator and not infer.prepack and infer.cuda_graphs
     assert setups.proposed_inference(gpu) == dataclasses.replace(infer, name="i2i+")
     monkeypatch.setenv("I2I_BENCH_DEVICE", "cuda")
+    train = bench.paths_for(rows.DEFAULT_ROWS[0])
+    assert list(train) == ["reference", "i2i", bench.BF16_TRAIN]
+    assert train[bench.BF16_TRAIN] == dataclasses.replace(
+        default, name=bench.BF16_TRAIN, precision="bf16"
+    )
+    # With cuDNN's TF32 switched off, fp32 is plain fp32: training takes bf16 autocast again,
+    # channels_last is proposed for it, and fp32 is timed beside it.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    default, proposed = setups.engine_defaults(gpu), setups.proposed_training(gpu)
+    assert (default.precision, default.channels_last) == ("bf16", False)
+    assert (proposed.precision, proposed.channels_last) == ("bf16", True)
     train = bench.paths_for(rows.DEFAULT_ROWS[0])
     assert list(train) == ["reference", "i2i", "i2i+", bench.FP32_TRAIN]
     assert train[bench.FP32_TRAIN] == dataclasses.replace(

@@ -443,7 +443,8 @@ def test_demo_command_serves_until_interrupted_and_refuses_a_busy_port(facades_r
         url = re.search(r"http://127\.0\.0\.1:(\d+)/", seen[-1])
         assert url, seen
         port = int(url.group(1))
-        auto = resolve_precision("auto", torch.device("cpu"))  # bf16 on CPUs that run it natively
+        # bf16 on CPUs that run it natively
+        auto = resolve_precision("auto", torch.device("cpu"), training=False)
         assert f"f: task facades, unet_128, paper mode, cpu {auto}" in seen[0]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("GET", "/")

@@ -103,8 +103,8 @@ def test_native_bf16_without_amx_is_decided_by_measurement(ratio, want):
 
 def test_the_measurement_runs_once_and_is_cached_in_the_cache_folder(machine, tmp_path):
     calls = machine(ZEN4, ratio=1.9)
-    assert devices.resolve_precision("auto", CPU) == "bf16"
-    assert devices.resolve_precision("auto", CPU) == "bf16"
+    assert devices.resolve_precision("auto", CPU, training=True) == "bf16"
+    assert devices.resolve_precision("auto", CPU, training=True) == "bf16"
     assert calls == [ZEN4.model]
     files = list((tmp_path / "cache").glob("speed-choices-*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["bf16_speedup"] == 1.9
@@ -117,7 +117,7 @@ def test_the_measurement_runs_once_and_is_cached_in_the_cache_folder(machine, tm
 
 def test_feature_decisions_are_not_cached(machine, tmp_path):
     machine(AVX2)
-    assert devices.resolve_precision("auto", CPU) == "fp32"
+    assert devices.resolve_precision("auto", CPU, training=True) == "fp32"
     assert not (tmp_path / "cache").exists()
 
 
@@ -149,7 +149,7 @@ def test_fp32_training_layout_follows_the_instruction_set(machine, cpu, want):
 
 def test_flags_override_every_choice(machine):
     machine(AMX)
-    assert devices.resolve_precision("fp32", CPU) == "fp32"
+    assert devices.resolve_precision("fp32", CPU, training=True) == "fp32"
     assert devices.resolve_channels_last(False, CPU, "bf16", training=False) is False
     assert devices.resolve_channels_last(True, CPU, "fp32", training=True) is True
     assert devices.resolve_channels_last(None, CPU, "bf16", training=True) is True
@@ -168,13 +168,13 @@ def test_the_translator_and_training_resolve_auto_the_same_way(machine, cpu, wan
     machine(cpu)
     task = Task(summary="x", in_channels=3, out_channels=3, layout="aligned")
     tr = Translator(torch.nn.Conv2d(3, 3, 3, padding=1), task, mode="eval")
-    assert tr.precision == devices.resolve_precision("auto", CPU) == want
+    assert tr.precision == devices.resolve_precision("auto", CPU, training=True) == want
     assert tr.describe_speed() == f"cpu, {want}, channels_last"
 
 
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="precision must be one of"):
-        devices.resolve_precision("fp8", CPU)
+        devices.resolve_precision("fp8", CPU, training=True)
 
 
 def test_the_real_measurement_on_tiny_shapes_gives_a_ratio():
@@ -257,3 +257,24 @@ def test_doctor_names_the_gpu_and_its_autotuner_only_where_there_is_one(machine,
     shown = CliRunner().invoke(cli, ["doctor"]).output
     assert "gpu              NVIDIA H200: compute 9.0" in shown
     assert "cudnn autotuner  on in `i2i run` where every training crop has one size" in shown
+
+
+@pytest.mark.parametrize(
+    ("capability", "bf16", "tf32", "train", "infer"),
+    [
+        ((9, 0), True, True, "fp32", "bf16"),  # Hopper: TF32 training, bf16 inference
+        ((8, 0), True, True, "fp32", "bf16"),  # Ampere
+        ((9, 0), True, False, "bf16", "bf16"),  # TF32 switched off: fp32 would be plain fp32
+        ((7, 5), False, True, "fp16", "fp16"),  # Turing: neither TF32 nor bf16
+    ],
+)
+def test_auto_precision_on_a_cuda_gpu_trains_in_tf32_where_it_has_it(
+    monkeypatch, capability, bf16, tf32, train, infer
+):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", tf32)
+    gpu = torch.device("cuda", 0)
+    assert devices.resolve_precision("auto", gpu, training=True) == train
+    assert devices.resolve_precision("auto", gpu, training=False) == infer
+    assert devices.resolve_precision("fp32", gpu, training=False) == "fp32"  # a flag wins

@@ -2,15 +2,16 @@
 
 The one place that decides how training, validation and inference run: ``i2i run``,
 ``i2i translate``, ``i2i eval`` and :class:`~i2i.inference.Translator` all resolve their
-``device`` and ``precision`` here. ``precision="auto"`` picks bf16 on CUDA GPUs that support
-it, fp16 with a gradient scaler on older CUDA GPUs, and on the CPU what
-:func:`i2i.engine.tuning.speed_choices` decided for this machine (bf16 where the CPU runs it
-natively and faster, fp32 elsewhere). :func:`resolve_channels_last` does the same for the
+``device`` and ``precision`` here. ``precision="auto"`` picks, on CUDA GPUs, fp32 for training
+where cuDNN runs fp32 convolutions as TF32 on the tensor cores (Ampere and later) and bf16 for
+inference, bf16 for both where TF32 is off, fp16 with a gradient scaler on GPUs without bf16;
+on the CPU, for both, what :func:`i2i.engine.tuning.speed_choices` decided for this machine
+(bf16 where the CPU runs it natively and faster, fp32 elsewhere). :func:`resolve_channels_last` does the same for the
 memory format and :func:`resolve_prepack` for inference's pre-packed weights (``None`` = auto).
 
 >>> resolve_device("cpu")
 device(type='cpu')
->>> resolve_precision("fp32", torch.device("cpu"))
+>>> resolve_precision("fp32", torch.device("cpu"), training=True)
 'fp32'
 >>> with autocast(torch.device("cpu"), "fp32"):
 ...     (torch.ones(2) * 2).dtype
@@ -133,10 +134,29 @@ def cpu_bf16_supported() -> bool:
         return False
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """The concrete precision (fp32, bf16 or fp16) for ``name`` on ``device``.
+def cuda_tf32_convolutions(device: torch.device) -> bool:
+    """Whether fp32 convolutions on the CUDA GPU ``device`` run as TF32 on its tensor cores:
+    compute capability 8.0 or later (Ampere on) with cuDNN's ``allow_tf32`` on, PyTorch's
+    default, which the official pix2pix and CycleGAN code therefore also train with there.
 
-    >>> resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+    >>> cuda_tf32_convolutions(torch.device("cpu"))
+    False
+    """
+    if device.type != "cuda" or not torch.backends.cudnn.allow_tf32:
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_precision(name: str, device: torch.device, *, training: bool) -> str:
+    """The concrete precision (fp32, bf16 or fp16) for ``name`` on ``device``, for training
+    (``i2i run``, its validation and samples) or for inference.
+
+    ``auto`` on a CUDA GPU with TF32 convolutions trains in fp32: on an H200 that ran 0.94-1.24x
+    the fp32 reference at pix2pix's and CycleGAN's sizes, against 0.82-1.02x for bf16 autocast,
+    whose weight and gradient casts cost kernel launches where launches bound the step
+    (benchmarks/README.md, *GPU*); inference stays bf16 there (replayed as CUDA graphs).
+
+    >>> resolve_precision("auto", torch.device("cpu"), training=True) in ("fp32", "bf16")
     True
     """
     if name not in PRECISIONS:
@@ -148,6 +168,8 @@ def resolve_precision(name: str, device: torch.device) -> str:
             raise ValueError("--precision bf16: this GPU does not support bf16; use fp16")
         return name
     if device.type == "cuda":
+        if training and cuda_tf32_convolutions(device):
+            return "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "cpu" and cpu_bf16_supported():
         from i2i.engine.tuning import speed_choices

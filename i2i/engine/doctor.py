@@ -36,7 +36,8 @@ def doctor_report(*, remeasure: bool = False) -> dict:
 
     choices = speed_choices(remeasure=remeasure)
     device = resolve_device("auto")
-    precision = resolve_precision("auto", device)
+    precision = resolve_precision("auto", device, training=True)
+    precision_infer = resolve_precision("auto", device, training=False)
     cpu = cpu_features()
     cache = cache_file(cpu)
     return {
@@ -44,8 +45,9 @@ def doctor_report(*, remeasure: bool = False) -> dict:
         "threads": torch.get_num_threads(),
         "device": str(device),
         "precision": precision,
+        "precision_infer": precision_infer,
         "channels_last_train": resolve_channels_last(None, device, precision, training=True),
-        "channels_last_infer": resolve_channels_last(None, device, precision, training=False),
+        "channels_last_infer": resolve_channels_last(None, device, precision_infer, training=False),
         "cuda_graphs_infer": resolve_cuda_graphs(None, device),
         "cpu": dataclasses.asdict(cpu),
         "cpu_choices": dataclasses.asdict(choices),
@@ -77,7 +79,7 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
         ("torch", f"{report['torch']}, {report['threads']} threads"),
         ("cpu", cpu_features().describe()),
         ("device auto", report["device"]),
-        ("precision auto", report["precision"]),
+        ("precision auto", _per_use(report["precision"], report["precision_infer"])),
         (
             "channels_last",
             f"training {report['channels_last_train']}, inference {report['channels_last_infer']}",
@@ -95,6 +97,18 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
+
+
+def _per_use(training: str, inference: str) -> str:
+    """One precision, or which one training and inference each take.
+
+    >>> _per_use("bf16", "bf16"), _per_use("fp32", "bf16")
+    ('bf16', 'training fp32 (TF32 on this GPU), inference bf16')
+    """
+    if training == inference:
+        return training
+    shown = "fp32 (TF32 on this GPU)" if training == "fp32" else training
+    return f"training {shown}, inference {inference}"
 
 
 @hookimpl

@@ -174,7 +174,7 @@ def train(
             ckpt_io.write_json_atomic(run_dir / RUN_CONFIG_FILE, cfg.to_dict())
         barrier(dist)
         run_dir = Path(cfg.out).absolute()
-        precision = resolve_precision(cfg.precision, device)
+        precision = resolve_precision(cfg.precision, device, training=True)
         task = catalog.tasks.get(cfg.task).obj
         root = resolve_data_root(cfg, task)
         preprocess = PreprocessConfig(

@@ -199,7 +199,7 @@ class Translator:
     def precision(self) -> str:
         """``"fp32"`` or ``"bf16"`` (``"auto"`` is resolved for the current device; on a CUDA
         GPU without bf16 it is ``"fp16"``)."""
-        return resolve_precision(self._precision, self.device)
+        return resolve_precision(self._precision, self.device, training=False)
 
     @precision.setter
     def precision(self, value: str) -> None:
