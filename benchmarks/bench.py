@@ -41,7 +41,7 @@ from benchmarks.machine import (
     load_average,
     machine_changed,
 )
-from benchmarks.rows import DEFAULT_ROWS, RowResult, RowSpec, measure_row
+from benchmarks.rows import DEFAULT_ROWS, NAMED_ROWS, RowResult, RowSpec, measure_row
 from benchmarks.setups import (
     REFERENCE,
     PathSettings,
@@ -60,19 +60,30 @@ def data_root() -> Path:
     return Path(os.environ.get("I2I_DATA", repo.parent / "shared" / "data"))
 
 
-def select_rows(patterns: str | None, rows: tuple[RowSpec, ...] = DEFAULT_ROWS) -> list[RowSpec]:
-    """Rows whose names match any comma-separated pattern (shell wildcards); all when None.
+def select_rows(
+    patterns: str | None,
+    rows: tuple[RowSpec, ...] = DEFAULT_ROWS,
+    named: tuple[RowSpec, ...] = NAMED_ROWS,
+) -> list[RowSpec]:
+    """Rows whose names match any comma-separated pattern (shell wildcards); all of ``rows``
+    when None. The ``named`` rows only where a pattern is exactly their name.
 
     >>> [r.name for r in select_rows("infer*")]
     ['infer256_b1', 'infer256_b8']
+    >>> [r.name for r in select_rows("infer256_b1,train256_b32")]
+    ['infer256_b1', 'train256_b32']
     """
     if not patterns:
         return list(rows)
     wanted = [p.strip() for p in patterns.split(",") if p.strip()]
     chosen = [r for r in rows if any(fnmatch.fnmatch(r.name, p) for p in wanted)]
+    chosen += [r for r in named if r.name in wanted]
     if not chosen:
         names = ", ".join(r.name for r in rows)
-        raise SystemExit(f"--rows {patterns!r} matches no row; rows are: {names}")
+        also = ", ".join(r.name for r in named)
+        raise SystemExit(
+            f"--rows {patterns!r} matches no row; rows are: {names} (and by exact name: {also})"
+        )
     return chosen
 
 
@@ -214,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
-    p.add_argument("--rows", help="comma-separated row names or wildcards (default: all)")
+    p.add_argument(
+        "--rows",
+        help="comma-separated row names or wildcards (default: all but the batch-32 rows, "
+        "which run only by exact name: train256_b32, infer256_b32)",
+    )
     p.add_argument("--reps", type=int, help="timed repetitions per row (overrides the default)")
     p.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     p.add_argument(

@@ -66,7 +66,8 @@ stage() { echo; echo "## $(date -u +%H:%M:%S) $*"; }
             --max-steps 20 --log-every 10 --device cuda --precision fp16 --out /tmp/i2i-runs/fp16
     fi
     # One benchmark run per group, so that a group cut off by its limit loses only itself.
-    for group in "infer:infer256_b1,infer256_b8:90" "train:train256_b1,train256_b8:160" \
+    for group in "infer:infer256_b1,infer256_b8,infer256_b32:120" \
+        "train:train256_b1,train256_b8,train256_b32:210" \
         "cyclegan:cyclegan256_b1:70" ${I2I_GPU_COMPILE:+"compile_infer:infer256_b1:100"} \
         ${I2I_GPU_COMPILE:+"compile_train:train256_b1:150"}; do
         IFS=: read -r name rows limit <<<"$group"

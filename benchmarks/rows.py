@@ -68,6 +68,15 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     ),
 )
 
+#: Rows timed only when named exactly (``--rows train256_b32``), not in the default table nor
+#: by wildcard: batch 32 at 256 px, where a GPU's tensor-core arithmetic rather than its kernel
+#: launches may bound a step, so bf16 could overtake fp32 (TF32) there (benchmarks/README.md,
+#: *GPU*); on 2 CPU cores one such step takes about 15 s.
+NAMED_ROWS: tuple[RowSpec, ...] = (
+    RowSpec("train256_b32", "train", TrainSetup(batch=32)),
+    RowSpec("infer256_b32", "infer", TrainSetup(batch=32)),
+)
+
 
 @dataclass
 class PathResult:

@@ -185,8 +185,18 @@ def test_the_pix2pix_rows_default_path_trains_as_the_recipe_builds_it():
 
 
 def test_select_rows_rejects_unknown_names():
-    with pytest.raises(SystemExit, match="rows are: train256_b1"):
+    with pytest.raises(SystemExit, match="rows are: train256_b1.*by exact name: train256_b32"):
         bench.select_rows("nope")
+
+
+def test_the_batch_32_rows_run_only_when_named():
+    assert "train256_b32" not in [r.name for r in bench.select_rows(None)]
+    assert "train256_b32" not in [r.name for r in bench.select_rows("train256_*,*b32")]
+    named = bench.select_rows("train256_b32,infer256_b32")
+    assert [(r.name, r.kind, r.setup.batch) for r in named] == [
+        ("train256_b32", "train", 32),
+        ("infer256_b32", "infer", 32),
+    ]
 
 
 def test_data_pipeline_rate_on_facades(data_root):
