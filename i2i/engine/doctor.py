@@ -25,6 +25,7 @@ def doctor_report(*, remeasure: bool = False) -> dict:
     import torch
 
     from i2i.engine.devices import (
+        cuda_tf32_convolutions,
         describe_adam,
         describe_gpu,
         resolve_channels_last,
@@ -46,6 +47,7 @@ def doctor_report(*, remeasure: bool = False) -> dict:
         "device": str(device),
         "precision": precision,
         "precision_infer": precision_infer,
+        "tf32_convolutions": cuda_tf32_convolutions(device),
         "channels_last_train": resolve_channels_last(None, device, precision, training=True),
         "channels_last_infer": resolve_channels_last(None, device, precision_infer, training=False),
         "cuda_graphs_infer": resolve_cuda_graphs(None, device),
@@ -79,7 +81,10 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
         ("torch", f"{report['torch']}, {report['threads']} threads"),
         ("cpu", cpu_features().describe()),
         ("device auto", report["device"]),
-        ("precision auto", _per_use(report["precision"], report["precision_infer"])),
+        (
+            "precision auto",
+            _per_use(report["precision"], report["precision_infer"], report["tf32_convolutions"]),
+        ),
         (
             "channels_last",
             f"training {report['channels_last_train']}, inference {report['channels_last_infer']}",
@@ -99,15 +104,18 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
         click.echo(f"{key:<{width}}  {value}")
 
 
-def _per_use(training: str, inference: str) -> str:
-    """One precision, or which one training and inference each take.
+def _per_use(training: str, inference: str, tf32: bool) -> str:
+    """One precision, or which one training and inference each take; fp32 says where the
+    GPU runs its convolutions as TF32.
 
-    >>> _per_use("bf16", "bf16"), _per_use("fp32", "bf16")
+    >>> _per_use("bf16", "bf16", False), _per_use("fp32", "bf16", True)
     ('bf16', 'training fp32 (TF32 on this GPU), inference bf16')
+    >>> _per_use("fp32", "bf16", False)
+    'training fp32, inference bf16'
     """
     if training == inference:
         return training
-    shown = "fp32 (TF32 on this GPU)" if training == "fp32" else training
+    shown = "fp32 (TF32 on this GPU)" if training == "fp32" and tf32 else training
     return f"training {shown}, inference {inference}"
 
 
