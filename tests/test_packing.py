@@ -282,6 +282,12 @@ def test_fp32_translation_packs_where_its_first_input_is_one_image_with_avx512(
     other = torch.rand(3 - first_batch, 3, 64, 64) * 2 - 1  # the other batch size
     torch.testing.assert_close(tr.run(other), plain.run(other), atol=1e-5, rtol=0)
     assert is_packed(tr.generator) is packed
+    weights = [m.weight for m in tr.generator.modules() if hasattr(m, "weight")]
+    tr.prepack, tr.precision = None, "fp32"  # the same settings again: nothing to redo
+    assert is_packed(tr.generator) is packed
+    now = [m.weight for m in tr.generator.modules() if hasattr(m, "weight")]
+    assert all(a is b for a, b in zip(weights, now, strict=True))  # not unpacked and redone
+    torch.testing.assert_close(tr.run(other), plain.run(other), atol=1e-5, rtol=0)
     tr.prepack = False
     assert not is_packed(tr.generator)
     tr.run(first[:1])

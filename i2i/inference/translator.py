@@ -169,6 +169,7 @@ class Translator:
         self._generator = value
         self._graphed = GraphedForward(self._eager_forward)  # a new forward: capture it anew
         self._pack_if_single = False  # a network assigned later runs as it is given
+        self._packed_lazily = False
 
     def _drop_graphs(self) -> None:
         """Forget the captured CUDA graphs (they read the weights they were captured with)."""
@@ -227,7 +228,16 @@ class Translator:
         auto packs this precision only so."""
         want = torch.bfloat16 if self.bf16_weights and self.precision == "bf16" else torch.float32
         pack = self.packs_weights
-        self._pack_if_single = not pack and self._packs_weights_at(batch=1)
+        lazy = not pack and self._packs_weights_at(batch=1)
+        if (
+            lazy
+            and self._packed_lazily
+            and is_packed(self.generator)
+            and want == self._weight_dtype
+        ):
+            return  # packed at the first call, as these settings would pack it again
+        self._packed_lazily = False
+        self._pack_if_single = lazy
         changed = want != self._weight_dtype or is_packed(self.generator) != pack
         if want != self._weight_dtype or not pack:
             unpack_convolutions(self.generator)
@@ -268,6 +278,7 @@ class Translator:
                 self._pack_if_single = False
                 if x.shape[0] == 1:
                     pack_convolutions(self.generator, channels_last=self.is_channels_last)
+                    self._packed_lazily = True
 
     def _store_weights_as(self, want: torch.dtype) -> None:
         if want == torch.float32:
