@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ from i2i.engine.checkpoint import (
     CheckpointError,
     build_generator,
     build_role,
+    list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
@@ -139,6 +142,33 @@ def test_prune_never_removes_the_checkpoint_just_written(tmp_path):
     _save(tmp_path, 20, keep_last=1)  # a resumed run writes an older step
     assert load_checkpoint(tmp_path).step == 20
     assert (tmp_path / "checkpoints" / "step_00000020").is_dir()
+
+
+def test_a_save_killed_while_pruning_leaves_only_whole_checkpoints(tmp_path, monkeypatch):
+    """Pruning deletes file by file; a process killed in the middle must not leave a folder
+    that still looks like a checkpoint but lacks weights (seen with SIGKILL in
+    test_reliability_kill)."""
+    for step in (1, 2):
+        _save(tmp_path, step)
+    real_rmtree = shutil.rmtree
+
+    def killed_after_one_file(path, ignore_errors=False):
+        (Path(path) / "discriminator.safetensors").unlink()
+        raise KeyboardInterrupt("killed")  # nothing after this line runs
+
+    monkeypatch.setattr(ck.shutil, "rmtree", killed_after_one_file)
+    with pytest.raises(KeyboardInterrupt):
+        _save(tmp_path, 3, keep_last=2)
+    monkeypatch.setattr(ck.shutil, "rmtree", real_rmtree)
+    folders = list_checkpoints(tmp_path)
+    assert [f.name for f in folders] == ["step_00000002", "step_00000003"]
+    for folder in folders:
+        assert load_checkpoint(folder).weights["discriminator"]
+    _save(tmp_path, 4, keep_last=2)  # the next save clears what the killed one left
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir()) == [
+        "step_00000003",
+        "step_00000004",
+    ]
 
 
 def test_train_state_loads_with_weights_only(tmp_path):

@@ -367,9 +367,15 @@ def prune_checkpoints(ckdir: Path, *, keep_last: int, protect: str | None = None
         if not marked:
             unmarked.append(path)
     order = sorted(unmarked, key=lambda p: (p.name == protect, _step_of(p)), reverse=True)
-    removed = order[max(keep_last, 0) :]
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
+    removed = []
+    for path in order[max(keep_last, 0) :]:
+        trash = path.with_name(f"{_TRASH_PREFIX}{path.name}-{os.getpid()}")
+        try:  # out of the listing in one step: a process killed while deleting leaves no
+            os.replace(path, trash)  # half checkpoint, only a leftover the next save removes
+        except OSError:
+            continue  # left whole
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(path)
     return removed
 
 
