@@ -18,20 +18,25 @@ hookimpl = pluggy.HookimplMarker("i2i")
 
 from i2i.catalog import Catalog  # noqa: E402
 from i2i.config import ConfigError, adversarial_terms  # noqa: E402
-from i2i.recipe import (  # noqa: E402
-    Recipe,
-    RecipeOption,
-    RecipeSetup,
-    RecipeStep,
-    ValidationContext,
-    Wrapping,
-    other_direction,
-)
+from i2i.lazy import lazy_exports  # noqa: E402
 from i2i.registry import Entry, RegistrationError, Registry, UnknownComponentError  # noqa: E402
 from i2i.task import Task, to_image_range, to_model_range  # noqa: E402
 
-#: Public names that live in the engine, imported on first use (never when ``i2i`` is).
+#: Public names that need torch, imported on first use (never when ``i2i`` is, so that
+#: ``i2i --help`` does not load torch).
 _LAZY = {
+    **dict.fromkeys(
+        (
+            "Recipe",
+            "RecipeOption",
+            "RecipeSetup",
+            "RecipeStep",
+            "ValidationContext",
+            "Wrapping",
+            "other_direction",
+        ),
+        "i2i.recipe",
+    ),
     "Objective": "i2i.losses",
     "autocast": "i2i.engine.devices",
     "make_grad_scaler": "i2i.engine.devices",
@@ -43,14 +48,7 @@ _LAZY = {
     "norm_layer": "i2i.models.layers",
     "check_image_batch": "i2i.models.layers",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'i2i' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 @lru_cache(maxsize=1)

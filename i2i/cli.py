@@ -208,7 +208,6 @@ def _format_row(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: build the default plugin manager, then run the CLI."""
-    from i2i.engine.devices import DeviceUnavailableError
     from i2i.plugins import PluginLoadError, make_plugin_manager
 
     try:
@@ -218,8 +217,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     try:
         build_cli(pm).main(args=argv, prog_name="i2i")
-    except DeviceUnavailableError as exc:  # from any command's --device
+    except PluginLoadError as exc:  # an installed plugin imported when its hook is first called
         click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        devices = sys.modules.get("i2i.engine.devices")  # not imported: not from there
+        if devices is None or not isinstance(exc, devices.DeviceUnavailableError):
+            raise
+        click.echo(f"Error: {exc}", err=True)  # from any command's --device
         sys.exit(1)
 
 

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from i2i.catalog import Catalog
-from i2i.data.datasets import ON_BAD_IMAGE
 from i2i.task import DIRECTIONS, Task
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -40,6 +39,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TEST_MODES = ("paper", "eval")
 ON_NONFINITE = ("stop", "skip")
+ON_BAD_IMAGE = ("error", "skip")  # what the datasets do with an image they cannot read
 PAPER_OBJECTIVE = {"gan": 1.0, "l1": 100.0}
 PAPER_LOAD_SIZE = 286  # resize to this, then random-crop PAPER_CROP_SIZE: the paper's jitter
 PAPER_CROP_SIZE = 256

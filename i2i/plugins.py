@@ -7,15 +7,18 @@ True
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata
+import importlib.util
+import inspect
 import os
 import sys
 from dataclasses import dataclass
 
 import pluggy
 
-from i2i import hookspecs
+from i2i import hookimpl, hookspecs
 
 ENTRY_POINT_GROUP = "i2i"
 ALLOWLIST_ENV = "I2I_LOAD_PLUGINS"
@@ -56,6 +59,9 @@ class PluginLoadError(RuntimeError):
     """An installed plugin failed to import or register."""
 
 
+_WAY_OUT = f"Start without installed plugins with {ALLOWLIST_ENV}= (empty), or uninstall it."
+
+
 @dataclass(frozen=True)
 class PluginSource:
     """Where a loaded plugin came from, for ``i2i plugins``."""
@@ -93,9 +99,8 @@ def make_plugin_manager(
     pm.add_hookspecs(hookspecs)
     pm.i2i_sources = {}  # plugin name -> PluginSource
     for modname in BUILTIN_PLUGINS if builtins is None else builtins:
-        module = importlib.import_module(modname)
-        pm.register(module, name=modname)
-        path = getattr(module, "__file__", None)
+        plugin, path = _module_plugin(modname)
+        pm.register(plugin, name=modname)
         pm.i2i_sources[modname] = PluginSource(modname, "i2i", _i2i_version(), "builtin", path)
     if load_entrypoints:
         _load_entrypoints(pm)
@@ -107,6 +112,111 @@ def make_plugin_manager(
         pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
         pm.enable_tracing()
     return pm
+
+
+class DeferredPlugin:
+    """Stands in for a plugin module: each of the module's hooks, called, imports the module and
+    calls its own implementation. So a command line that calls only ``i2i_register_commands``
+    (``i2i --help``) imports neither the networks and tasks nor torch.
+
+    >>> plugin, _ = _module_plugin("i2i.models")
+    >>> type(plugin).__name__, sorted(n for n in vars(plugin) if n.startswith("i2i_"))
+    ('DeferredPlugin', ['i2i_register_discriminators', 'i2i_register_generators'])
+    """
+
+    def __init__(self, module: str, hooks: tuple[str, ...], failure: str | None = None):
+        self.__name__ = module
+        self._failure = failure  # what an installed plugin's import error is reported as
+        for hook in hooks:
+            setattr(self, hook, self._deferred_hook(hook))
+
+    def _deferred_hook(self, hook: str):
+        def call(*args, **kwargs):
+            return getattr(self._load(), hook)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = hook
+        call.__wrapped__ = getattr(hookspecs, hook)  # the parameters pluggy passes: the spec's
+        return hookimpl(call)
+
+    def _load(self):
+        if self._failure is None:
+            return importlib.import_module(self.__name__)
+        try:
+            return importlib.import_module(self.__name__)
+        except Exception as exc:
+            raise PluginLoadError(
+                f"{self._failure}: {type(exc).__name__}: {exc}. {_WAY_OUT}"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"<DeferredPlugin {self.__name__}>"
+
+
+def _module_plugin(module: str, failure: str | None = None) -> tuple[object, str | None]:
+    """A :class:`DeferredPlugin` for ``module`` and its file, found without importing it; the
+    module itself where its hooks are not all plain ``@hookimpl`` functions at the top level."""
+    spec = importlib.util.find_spec(module)
+    path = spec.origin if spec is not None else None
+    hooks = _plain_hooks(path) if path and path.endswith(".py") else None
+    if hooks:
+        return DeferredPlugin(module, hooks, failure), path
+    loaded = importlib.import_module(module)
+    return loaded, getattr(loaded, "__file__", None)
+
+
+def _plain_hooks(path: str) -> tuple[str, ...] | None:
+    """The hooks that the source at ``path`` implements as top-level ``@hookimpl`` functions
+    (``from i2i import hookimpl``) taking the hookspec's parameters; ``None`` where any
+    ``i2i_*`` name is defined otherwise (options, wrappers, fewer parameters, assignments,
+    imports), so that only what is certain is deferred."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), filename=path)
+    marker = any(  # `hookimpl` is i2i's marker: ``from i2i import hookimpl``
+        isinstance(n, ast.ImportFrom)
+        and n.module == "i2i"
+        and any(a.name == "hookimpl" and a.asname is None for a in n.names)
+        for n in tree.body
+    )
+    hooks = []
+    for node in tree.body:
+        names = _bound_names(node)
+        if not any(n.startswith("i2i_") for n in names):
+            continue
+        spec = getattr(hookspecs, names[0], None)
+        plain = (
+            marker
+            and isinstance(node, ast.FunctionDef)
+            and spec is not None
+            and [ast.unparse(d) for d in node.decorator_list] == ["hookimpl"]
+            and _parameters(node.args) == list(inspect.signature(spec).parameters)
+        )
+        if not plain:
+            return None
+        hooks.append(node.name)
+    return tuple(hooks)
+
+
+def _parameters(args: ast.arguments) -> list[str] | None:
+    """Plain parameter names (no defaults, ``*``, ``**`` or keyword-only ones), else None."""
+    if args.posonlyargs or args.vararg or args.kwonlyargs or args.kwarg or args.defaults:
+        return None
+    return [a.arg for a in args.args]
+
+
+def _bound_names(node: ast.stmt) -> list[str]:
+    """The names a top-level statement may bind, over-approximated: with compound statements
+    (``if``, ``try``) every name bound anywhere inside."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    names = []
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(sub.name)
+        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            names.append(sub.id)
+        elif isinstance(sub, ast.alias):
+            names.append((sub.asname or sub.name).split(".")[0])
+    return names
 
 
 def _plugin_name(plugin: object) -> str:
@@ -134,16 +244,21 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
         for ep in eps:
             if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
                 continue
+            failure = (
+                f"Plugin {ep.name!r} from distribution {dist_name} {dist.version} failed to "
+                f"load ({ep.value})"
+            )
             try:
-                plugin = ep.load()
+                if ep.attr is None:  # a module: deferred like the built-ins
+                    plugin, path = _module_plugin(ep.module, failure)
+                else:
+                    plugin = ep.load()
+                    path = getattr(plugin, "__file__", None)
                 pm.register(plugin, name=ep.name)
             except Exception as exc:
                 raise PluginLoadError(
-                    f"Plugin {ep.name!r} from distribution {dist_name} {dist.version} failed to "
-                    f"load ({ep.value}): {type(exc).__name__}: {exc}. Start without installed "
-                    f"plugins with {ALLOWLIST_ENV}= (empty), or uninstall it."
+                    f"{failure}: {type(exc).__name__}: {exc}. {_WAY_OUT}"
                 ) from exc
-            path = getattr(plugin, "__file__", None)
             pm.i2i_sources[ep.name] = PluginSource(
                 ep.name, dist_name, dist.version, f"entry point {ep.group}:{ep.value}", path
             )

@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is not imported until a task converts a tensor
+    import torch
+    from torch import Tensor
 
 LAYOUTS = ("aligned", "folders", "single", "unpaired")
 """``aligned``: one file per pair, A|B side by side (the pix2pix format);
@@ -180,6 +181,7 @@ def reversed_task(task: Task) -> Task:
     Its input is an RGB image of the target side (grey when that side has one channel); its
     output is shown as RGB. Task-specific conversions (Lab colour, masks) do not reverse.
 
+    >>> import torch
     >>> t = Task(summary="edges to photo", in_channels=1, out_channels=3, layout="aligned")
     >>> r = reversed_task(t)
     >>> r.in_channels, r.out_channels, r.direction, tuple(r.image_to_input(torch.rand(3, 4, 4)).shape)

@@ -111,6 +111,55 @@ def test_the_cli_starts_without_the_compiler_stack():
     assert out.stdout.strip() == "[]"
 
 
+HELP_OF_EVERY_COMMAND = """
+import sys
+import click
+from click.testing import CliRunner
+from i2i.cli import build_cli
+from i2i.plugins import make_plugin_manager
+
+cli = build_cli(make_plugin_manager())
+
+def paths(group, prefix):
+    for name, command in sorted(group.commands.items()):
+        yield [*prefix, name]
+        if isinstance(command, click.Group):
+            yield from paths(command, [*prefix, name])
+
+shown = [["--version"], ["--help"], *([*p, "--help"] for p in paths(cli, []))]
+for args in shown:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, (args, result.output)
+print(len(shown), sorted(m for m in ("torch", "numpy", "PIL", "kornia") if m in sys.modules))
+"""
+
+
+def test_help_of_every_command_starts_without_torch():
+    """``i2i --help`` and every command's ``--help`` import neither torch nor the networks:
+    the built-in plugins (and installed ones that are plain modules) are imported when one of
+    their hooks other than ``i2i_register_commands`` is first called."""
+    out = subprocess.run(
+        [sys.executable, "-c", HELP_OF_EVERY_COMMAND], capture_output=True, text=True, check=True
+    )
+    count, imported = out.stdout.split(" ", 1)
+    assert int(count) > 20 and imported.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["i2i", "i2i.ablate", "i2i.convert", "i2i.data", "i2i.demo", "i2i.engine", "i2i.eval"]
+    + ["i2i.inference", "i2i.segment", "i2i.study"],
+)
+def test_every_public_name_of_a_package_resolves(package):
+    """The packages import their public names on first use; each one in ``__all__`` is there."""
+    import importlib
+
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"{package}.{name}"
+        assert name in dir(module)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_a_device_the_machine_lacks_is_an_error_message_not_a_traceback(tmp_path, capsys):
     from i2i.cli import main

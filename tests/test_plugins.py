@@ -1,5 +1,6 @@
 """Plugin loading: built-ins, entry points from a fake dist-info, the allowlist, broken plugins."""
 
+import importlib
 import json
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import pytest
 
 from i2i import hookimpl
 from i2i.catalog import Catalog
-from i2i.plugins import PluginLoadError, describe_plugins, make_plugin_manager
+from i2i.plugins import BUILTIN_PLUGINS, PluginLoadError, describe_plugins, make_plugin_manager
 from i2i.registry import RegistrationError
 
 
@@ -42,7 +43,7 @@ GOOD_PLUGIN = """
 def fake_site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    for name in ("fake_good_plugin", "fake_broken_plugin"):
+    for name in ("fake_good_plugin", "fake_broken_plugin", "fake_eager_plugin"):
         sys.modules.pop(name, None)
 
 
@@ -69,6 +70,45 @@ def test_entry_point_plugin_is_found(fake_site, monkeypatch):
     assert rows["fake_good_plugin"]["path"].startswith(str(fake_site))
 
 
+def test_a_plugin_module_is_imported_when_its_hooks_are_first_called(fake_site, monkeypatch):
+    monkeypatch.delenv("I2I_LOAD_PLUGINS", raising=False)
+    write_fake_distribution(fake_site, "fake-good", "fake_good_plugin", GOOD_PLUGIN)
+    pm = make_plugin_manager()
+    assert "fake_good_plugin" not in sys.modules
+    pm.hook.i2i_register_commands(cli=click.Group())  # what `i2i --help` calls
+    assert "fake_good_plugin" not in sys.modules
+    assert Catalog.from_plugin_manager(pm).generators.get("one_by_one").name == "one_by_one"
+    assert "fake_good_plugin" in sys.modules
+
+
+EAGER_PLUGIN = """
+    from i2i import hookimpl
+
+    @hookimpl(tryfirst=True)
+    def i2i_register_generators(register):
+        pass
+"""
+
+
+def test_a_plugin_module_with_hook_options_is_imported_at_once(fake_site, monkeypatch):
+    monkeypatch.delenv("I2I_LOAD_PLUGINS", raising=False)
+    write_fake_distribution(fake_site, "fake-eager", "fake_eager_plugin", EAGER_PLUGIN)
+    pm = make_plugin_manager()
+    assert pm.get_plugin("fake_eager_plugin") is sys.modules["fake_eager_plugin"]
+
+
+def test_every_builtin_stands_in_for_exactly_its_modules_hooks(pm):
+    """The built-ins register without being imported; each stand-in has the hooks that the
+    module itself implements, so nothing a module registers is lost."""
+    rows = {r["name"]: r for r in describe_plugins(pm)}
+    for name in BUILTIN_PLUGINS:
+        module = importlib.import_module(name)
+        hooks = sorted(n for n in dir(module) if pm.parse_hookimpl_opts(module, n) is not None)
+        assert type(pm.get_plugin(name)).__name__ == "DeferredPlugin", name
+        assert rows[name]["hooks"] == hooks and hooks, name
+        assert rows[name]["path"] == module.__file__
+
+
 @pytest.mark.parametrize(
     ("allow", "loaded"),
     [("", False), ("fake-good", True), ("fake_good", True), ("something-else", False)],
@@ -92,6 +132,30 @@ def test_broken_plugin_names_itself_and_the_way_out(fake_site, monkeypatch):
     assert "'fake_broken_plugin'" in msg and "fake-broken" in msg
     assert "no gpu here" in msg and "I2I_LOAD_PLUGINS=" in msg
     assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_a_plugin_that_fails_on_first_use_names_itself_and_the_way_out(
+    fake_site, monkeypatch, capsys
+):
+    """A plain plugin module is imported when its hooks are first called: `i2i --help` works
+    without it, and a command that needs it stops with the message start-up would give."""
+    from i2i.cli import main
+
+    monkeypatch.delenv("I2I_LOAD_PLUGINS", raising=False)
+    broken = "raise ImportError('no gpu here')\n" + textwrap.dedent(GOOD_PLUGIN)
+    write_fake_distribution(fake_site, "fake-broken", "fake_broken_plugin", broken)
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0 and "translate" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["list", "generators"])
+    assert info.value.code == 1
+    msg = capsys.readouterr().err
+    assert msg.startswith("Error: Plugin 'fake_broken_plugin' from distribution fake-broken")
+    assert "no gpu here" in msg and "I2I_LOAD_PLUGINS=" in msg and "Traceback" not in msg
+    with pytest.raises(PluginLoadError) as loaded:
+        Catalog.from_plugin_manager(make_plugin_manager())
+    assert isinstance(loaded.value.__cause__, ImportError)
 
 
 def test_misspelled_hook_fails_loudly():

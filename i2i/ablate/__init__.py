@@ -14,11 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from i2i.ablate.report import markdown_table, summarise_study, write_summary
-from i2i.ablate.run import Settings, eval_job, parse_shard, plan_jobs, train_job, trained_steps
-from i2i.ablate.studies import STUDIES, STUDY_NAMES, variants
+from i2i.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from i2i.ablate.run import Settings
+
+_EXPORTS = {
+    "markdown_table": "i2i.ablate.report",
+    "Settings": "i2i.ablate.run",
+    "parse_shard": "i2i.ablate.run",
+    "plan_jobs": "i2i.ablate.run",
+    "STUDIES": "i2i.ablate.studies",
+    "STUDY_NAMES": "i2i.ablate.studies",
+    "variants": "i2i.ablate.studies",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "STUDIES",
@@ -49,6 +61,8 @@ def run_study(
     evaluation is redone only when its step, image count, metrics or segmenter changed), then
     summarise every evaluated run under ``out``; returns the summary (also written to
     ``OUT/<study>.json``, ``.md`` and ``.html``)."""
+    from i2i.ablate.report import summarise_study, write_summary
+    from i2i.ablate.run import eval_job, plan_jobs, train_job, trained_steps
     from i2i.segment import load_segmenter, score_real_photos
 
     if catalog is None:

@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
-from i2i.convert.names import OfficialFileError
-from i2i.convert.official import (
-    CONVERSION_FILE,
-    ConvertError,
-    OfficialOptions,
-    convert_official,
-)
+from i2i.lazy import lazy_exports
+
+_EXPORTS = {
+    "OfficialFileError": "i2i.convert.names",
+    "CONVERSION_FILE": "i2i.convert.official",
+    "ConvertError": "i2i.convert.official",
+    "OfficialOptions": "i2i.convert.official",
+    "convert_official": "i2i.convert.official",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "CONVERSION_FILE",

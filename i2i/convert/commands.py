@@ -15,7 +15,7 @@ import click
 
 from i2i import hookimpl
 from i2i.cli import ComponentName, app
-from i2i.convert.official import MODELS, NET_D, NET_G, NORMS, OfficialOptions
+from i2i.convert.flags import MODELS, NET_D, NET_G, NORMS
 from i2i.task import DIRECTIONS
 
 SOURCES = ("official",)
@@ -106,6 +106,8 @@ def convert_cmd(
 
     if (checkpoints_dir is None) == (not files):
         raise click.UsageError("Give either --checkpoints-dir DIR or the .pth FILES")
+    from i2i.convert.official import OfficialOptions
+
     options = OfficialOptions(
         model=model,
         netG=net_g,

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from i2i.catalog import Catalog
 from i2i.config import ConfigError, resolve_config
+from i2i.convert.flags import MODELS, NET_D, NET_G, NORMS
 from i2i.convert.names import FAMILIES, official_to_i2i
 from i2i.engine import checkpoint as ckpt_io
 from i2i.engine.distributed import DistInfo
@@ -44,10 +45,6 @@ from i2i.engine.runner import RUN_CONFIG_FILE
 from i2i.recipe import RecipeSetup
 from i2i.task import DIRECTIONS
 
-MODELS = ("pix2pix", "cycle_gan")
-NET_G = ("unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks")
-NET_D = ("basic", "n_layers", "pixel")
-NORMS = ("batch", "instance", "none")
 #: Official ``--netD n_layers --n_layers_D N`` -> the i2i PatchGAN preset of that depth.
 N_LAYERS_PRESETS = {1: "patch16", 2: "patch34", 3: "patch70", 5: "image286"}
 #: What ``i2i convert`` writes beside ``config.json``: where the weights came from.

@@ -40,11 +40,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from i2i.config import ON_BAD_IMAGE
 from i2i.data.io import DataError, DatasetError, ImageReadError, list_images, read_image
 from i2i.data.transforms import JointTransform, PreprocessConfig, item_generator
-
-ON_BAD_IMAGE = ("error", "skip")
-DIRECTIONS = ("AtoB", "BtoA")
+from i2i.task import DIRECTIONS
 
 
 def _has_images(folder: Path) -> bool:

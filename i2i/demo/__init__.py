@@ -13,7 +13,16 @@ translates exactly as ``i2i translate`` does.
 
 from __future__ import annotations
 
-from i2i.demo.models import DemoModel, example_inputs, load_models
-from i2i.demo.server import DemoServer, Limits, make_server
+from i2i.lazy import lazy_exports
+
+_EXPORTS = {
+    "DemoModel": "i2i.demo.models",
+    "example_inputs": "i2i.demo.models",
+    "load_models": "i2i.demo.models",
+    "DemoServer": "i2i.demo.server",
+    "Limits": "i2i.demo.server",
+    "make_server": "i2i.demo.server",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["DemoModel", "DemoServer", "Limits", "example_inputs", "load_models", "make_server"]

@@ -14,7 +14,7 @@ import click
 
 from i2i import hookimpl
 from i2i.inference.commands import direction_option
-from i2i.inference.translator import PRECISIONS
+from i2i.inference.options import PRECISIONS
 
 
 @click.command("demo")

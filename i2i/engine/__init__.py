@@ -13,18 +13,24 @@ True
 
 from __future__ import annotations
 
-from i2i.engine.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    build_generator,
-    build_role,
-    build_translator,
-    load_checkpoint,
-    save_checkpoint,
-)
-from i2i.engine.loop import Trainer, TrainingInterrupted
-from i2i.engine.runner import prepare_run_dir, resume_config, train
-from i2i.engine.step import TrainStep
+from i2i.lazy import lazy_exports
+
+_EXPORTS = {
+    "Checkpoint": "i2i.engine.checkpoint",
+    "CheckpointError": "i2i.engine.checkpoint",
+    "build_generator": "i2i.engine.checkpoint",
+    "build_role": "i2i.engine.checkpoint",
+    "build_translator": "i2i.engine.checkpoint",
+    "load_checkpoint": "i2i.engine.checkpoint",
+    "save_checkpoint": "i2i.engine.checkpoint",
+    "Trainer": "i2i.engine.loop",
+    "TrainingInterrupted": "i2i.engine.loop",
+    "prepare_run_dir": "i2i.engine.runner",
+    "resume_config": "i2i.engine.runner",
+    "train": "i2i.engine.runner",
+    "TrainStep": "i2i.engine.step",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "Checkpoint",

@@ -17,8 +17,7 @@ import click
 from i2i import hookimpl
 from i2i.cli import ComponentName
 from i2i.inference.commands import direction_option
-from i2i.inference.modes import MODES
-from i2i.inference.translator import PRECISIONS
+from i2i.inference.options import MODES, PRECISIONS
 
 _EXISTS = click.Path(exists=True, file_okay=False, path_type=Path)
 

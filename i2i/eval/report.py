@@ -23,10 +23,10 @@ import math
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch.nn.functional as F
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 IMAGES_DIR = "images"
 THUMBNAIL = 256  # longest side of the thumbnails, in pixels
@@ -66,6 +66,8 @@ def thumbnail(image: Tensor, size: int = THUMBNAIL) -> Tensor:
     >>> thumbnail(torch.rand(3, 512, 1024)).shape
     torch.Size([3, 128, 256])
     """
+    import torch.nn.functional as F
+
     h, w = image.shape[-2:]
     scale = size / max(h, w)
     if scale >= 1:

@@ -7,15 +7,19 @@
 
 from __future__ import annotations
 
-from i2i.inference.modes import MODES, set_test_mode
-from i2i.inference.translator import (
-    DEFAULT_TILE,
-    PRECISIONS,
-    Translator,
-    load,
-    pil_to_tensor,
-    tensor_to_pil,
-)
+from i2i.lazy import lazy_exports
+
+_EXPORTS = {
+    "MODES": "i2i.inference.options",
+    "set_test_mode": "i2i.inference.modes",
+    "DEFAULT_TILE": "i2i.inference.options",
+    "PRECISIONS": "i2i.inference.options",
+    "Translator": "i2i.inference.translator",
+    "load": "i2i.inference.translator",
+    "pil_to_tensor": "i2i.inference.translator",
+    "tensor_to_pil": "i2i.inference.translator",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_TILE",

@@ -13,9 +13,8 @@ from pathlib import Path
 import click
 
 from i2i import hookimpl
-from i2i.data.datasets import ON_BAD_IMAGE
-from i2i.inference.modes import MODES
-from i2i.inference.translator import DEFAULT_TILE, PRECISIONS
+from i2i.config import ON_BAD_IMAGE
+from i2i.inference.options import DEFAULT_TILE, MODES, PRECISIONS
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

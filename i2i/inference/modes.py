@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
-MODES = ("paper", "eval")
+from i2i.inference.options import MODES
 
 
 def dropout_in_logical_order(x: Tensor, p: float) -> Tensor:

@@ -40,14 +40,11 @@ from i2i.engine.devices import (
 )
 from i2i.inference.cuda_graphs import GraphedForward
 from i2i.inference.modes import check_mode, set_test_mode
+from i2i.inference.options import DEFAULT_TILE, PRECISIONS
 from i2i.inference.packing import is_packed, pack_convolutions, unpack_convolutions
 from i2i.inference.padding import crop, pad_to_multiple
 from i2i.inference.tiling import tiled_forward
 from i2i.task import Task
-
-PRECISIONS = ("auto", "fp32", "bf16")
-DEFAULT_TILE = 1024
-
 
 #: layers whose weights autocast would cast to bf16 on every call anyway
 _AUTOCAST_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
