@@ -171,6 +171,35 @@ def test_a_save_killed_while_pruning_leaves_only_whole_checkpoints(tmp_path, mon
     ]
 
 
+def test_a_same_step_save_killed_between_its_renames_is_finished_on_the_next_use(
+    tmp_path, monkeypatch
+):
+    """Saving a step again moves the old folder aside, then renames the new one into place;
+    a kill between the two leaves ``latest.json`` naming a missing folder. Loading (resume)
+    or the next save puts the new, whole folder in place instead of failing or deleting it."""
+    _save(tmp_path, 1)
+    _save(tmp_path, 5)
+    real_replace = ck.os.replace
+    calls = []
+
+    def killed_before_the_second_rename(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ck.os, "replace", killed_before_the_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        _save(tmp_path, 5, gen={"w": torch.zeros(1)})
+    monkeypatch.setattr(ck.os, "replace", real_replace)
+    assert not (tmp_path / "checkpoints" / "step_00000005").exists()
+    resumed = load_checkpoint(tmp_path)
+    assert resumed.step == 5 and torch.equal(resumed.generator_state["w"], torch.zeros(1))
+    _save(tmp_path, 6)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir())
+    assert names == ["step_00000001", "step_00000005", "step_00000006"]
+
+
 def test_train_state_loads_with_weights_only(tmp_path):
     from i2i.engine.rng import capture_rng_state
 

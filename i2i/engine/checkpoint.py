@@ -70,6 +70,7 @@ FORMAT_VERSION = 2
 ROLE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".old-"
+_STEP_NAME = re.compile(r"step_\d+")
 
 #: Keys ``config.json`` of a checkpoint holds beside the :class:`RunConfig` fields.
 CHECKPOINT_KEYS = (
@@ -277,6 +278,7 @@ def save_checkpoint(
     stage = "writing"
     try:
         ckdir.mkdir(parents=True, exist_ok=True)
+        _finish_interrupted_replace(ckdir)
         _remove_leftovers(ckdir)
         tmp.mkdir()
         meta = {"format": "pt", "i2i_version": __version__, "step": str(step)}
@@ -411,6 +413,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _finish_interrupted_replace(ckdir: Path) -> bool:
+    """Put back the checkpoint ``latest.json`` names where a save of that same step was killed
+    between moving the old folder aside and renaming the new one into its place: the new one
+    (written whole and fsynced before either rename), else the old one. True if it did."""
+    name = _latest_name(ckdir)
+    if name is None or not _STEP_NAME.fullmatch(name) or (ckdir / name).exists():
+        return False
+    for prefix in (_TMP_PREFIX, _TRASH_PREFIX):
+        for candidate in sorted(ckdir.glob(f"{prefix}{name}-*")):
+            if _is_whole_checkpoint(candidate):
+                os.replace(candidate, ckdir / name)
+                _fsync_dir(ckdir)
+                return True
+    return False
+
+
+def _is_whole_checkpoint(path: Path) -> bool:
+    """A checkpoint folder whose ``config.json`` (written last) reads whole."""
+    try:
+        json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return is_checkpoint_dir(path)
+
+
 def _remove_leftovers(ckdir: Path) -> None:
     """Remove temporary folders of saves that crashed before their rename."""
     for path in ckdir.iterdir():
@@ -485,7 +512,14 @@ def _latest_in(ckdir: Path) -> Path:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{latest} is unreadable ({exc})") from exc
         if not is_checkpoint_dir(target):
-            raise CheckpointError(f"{latest} names {target}, which holds no complete checkpoint")
+            try:
+                finished = _finish_interrupted_replace(ckdir)
+            except OSError:
+                finished = False
+            if not finished:
+                raise CheckpointError(
+                    f"{latest} names {target}, which holds no complete checkpoint"
+                )
         return target
     found = list_checkpoints(ckdir)
     if not found:
