@@ -169,8 +169,11 @@ def _plain_hooks(path: str) -> tuple[str, ...] | None:
     (``from i2i import hookimpl``) taking the hookspec's parameters; ``None`` where any
     ``i2i_*`` name is defined otherwise (options, wrappers, fewer parameters, assignments,
     imports), so that only what is certain is deferred."""
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), filename=path)
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return None  # imported at once, which reports the problem as it would have
     marker = any(  # `hookimpl` is i2i's marker: ``from i2i import hookimpl``
         isinstance(n, ast.ImportFrom)
         and n.module == "i2i"

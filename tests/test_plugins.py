@@ -158,6 +158,14 @@ def test_a_plugin_that_fails_on_first_use_names_itself_and_the_way_out(
     assert isinstance(loaded.value.__cause__, ImportError)
 
 
+def test_a_plugin_with_a_syntax_error_fails_at_start_up(fake_site, monkeypatch):
+    monkeypatch.delenv("I2I_LOAD_PLUGINS", raising=False)
+    broken = textwrap.dedent(GOOD_PLUGIN) + "def oops(:\n"
+    write_fake_distribution(fake_site, "fake-broken", "fake_broken_plugin", broken)
+    with pytest.raises(PluginLoadError, match="'fake_broken_plugin'.*SyntaxError"):
+        make_plugin_manager()
+
+
 def test_misspelled_hook_fails_loudly():
     class Typo:
         @hookimpl
