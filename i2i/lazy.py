@@ -14,11 +14,14 @@ name`` and ``pkg.name`` import that submodule on first use and keep the object o
 Traceback (most recent call last):
 ...
 AttributeError: module 'lazy_demo' has no attribute 'loads'
+
+A name that is no export but a submodule is imported as such (``import i2i; i2i.data.io``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,7 +35,9 @@ def lazy_exports(
 
     def __getattr__(name: str) -> Any:
         module = where.get(name)
-        if module is None:
+        if module is None:  # a submodule, as ``pkg.sub`` after ``import pkg``
+            if _is_submodule(package, name):
+                return importlib.import_module(f"{package}.{name}")
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
         setattr(sys.modules[package], name, value)  # found by plain lookup from now on
@@ -42,3 +47,12 @@ def lazy_exports(
         return sorted(set(vars(sys.modules[package])) | set(where))
 
     return __getattr__, __dir__
+
+
+def _is_submodule(package: str, name: str) -> bool:
+    if name.startswith("_") or not hasattr(sys.modules[package], "__path__"):
+        return False
+    try:
+        return importlib.util.find_spec(f"{package}.{name}") is not None
+    except (ImportError, ValueError):
+        return False

@@ -154,8 +154,12 @@ class DeferredPlugin:
 
 def _module_plugin(module: str, failure: str | None = None) -> tuple[object, str | None]:
     """A :class:`DeferredPlugin` for ``module`` and its file, found without importing it; the
-    module itself where its hooks are not all plain ``@hookimpl`` functions at the top level."""
-    spec = importlib.util.find_spec(module)
+    module itself where it has no source file to read or its hooks are not all plain
+    ``@hookimpl`` functions at the top level."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # e.g. a module put into sys.modules by hand
+        spec = None
     path = spec.origin if spec is not None else None
     hooks = _plain_hooks(path) if path and path.endswith(".py") else None
     if hooks:
@@ -165,38 +169,56 @@ def _module_plugin(module: str, failure: str | None = None) -> tuple[object, str
 
 
 def _plain_hooks(path: str) -> tuple[str, ...] | None:
-    """The hooks that the source at ``path`` implements as top-level ``@hookimpl`` functions
-    (``from i2i import hookimpl``) taking the hookspec's parameters; ``None`` where any
-    ``i2i_*`` name is defined otherwise (options, wrappers, fewer parameters, assignments,
-    imports), so that only what is certain is deferred."""
+    """The hooks that the source at ``path`` implements, where every one is a top-level
+    function decorated with a bare ``@hookimpl`` (``from i2i import hookimpl``) and taking its
+    hookspec's parameters, and nothing else in the module touches hooks or the marker; else
+    ``None`` (options such as ``specname``, ``import *``, hooks assigned, imported, deleted or
+    nested, the marker renamed or rebound), so that only what is certain is deferred."""
     try:
         with open(path, "rb") as f:
             tree = ast.parse(f.read(), filename=path)
     except (OSError, SyntaxError, ValueError):
         return None  # imported at once, which reports the problem as it would have
-    marker = any(  # `hookimpl` is i2i's marker: ``from i2i import hookimpl``
-        isinstance(n, ast.ImportFrom)
-        and n.module == "i2i"
-        and any(a.name == "hookimpl" and a.asname is None for a in n.names)
-        for n in tree.body
-    )
-    hooks = []
+    hooks, decorators, definitions = [], set(), set()
     for node in tree.body:
-        names = _bound_names(node)
-        if not any(n.startswith("i2i_") for n in names):
-            continue
-        spec = getattr(hookspecs, names[0], None)
-        plain = (
-            marker
-            and isinstance(node, ast.FunctionDef)
-            and spec is not None
-            and [ast.unparse(d) for d in node.decorator_list] == ["hookimpl"]
-            and _parameters(node.args) == list(inspect.signature(spec).parameters)
-        )
-        if not plain:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("i2i_"):
+            spec = getattr(hookspecs, node.name, None)
+            if spec is None or [ast.unparse(d) for d in node.decorator_list] != ["hookimpl"]:
+                return None
+            if _parameters(node.args) != list(inspect.signature(spec).parameters):
+                return None
+            hooks.append(node.name)
+            decorators.add(id(node.decorator_list[0]))
+            definitions.add(id(node))
+    marker = [
+        a
+        for n in tree.body
+        if isinstance(n, ast.ImportFrom) and n.module == "i2i" and n.level == 0
+        for a in n.names
+        if a.name == "hookimpl" and a.asname is None
+    ]
+    if len(marker) != 1:
+        return None
+    for sub in ast.walk(tree):
+        if _touches_hooks(sub) and id(sub) not in decorators | definitions and sub is not marker[0]:
             return None
-        hooks.append(node.name)
     return tuple(hooks)
+
+
+def _touches_hooks(node: ast.AST) -> bool:
+    """Whether ``node`` names the marker or an ``i2i_*`` hook, or imports everything."""
+    if isinstance(node, ast.Name):
+        return (
+            node.id == "hookimpl" or node.id.startswith("i2i_") and type(node.ctx) is not ast.Load
+        )
+    if isinstance(node, ast.Attribute):
+        return node.attr == "hookimpl"
+    if isinstance(node, ast.alias):
+        bound, imported = (node.asname or node.name).split(".")[0], node.name.split(".")[-1]
+        return node.name == "*" or "hookimpl" in (bound, imported) or imported.startswith("i2i_")
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name.startswith("i2i_")
+    return False
 
 
 def _parameters(args: ast.arguments) -> list[str] | None:
@@ -204,22 +226,6 @@ def _parameters(args: ast.arguments) -> list[str] | None:
     if args.posonlyargs or args.vararg or args.kwonlyargs or args.kwarg or args.defaults:
         return None
     return [a.arg for a in args.args]
-
-
-def _bound_names(node: ast.stmt) -> list[str]:
-    """The names a top-level statement may bind, over-approximated: with compound statements
-    (``if``, ``try``) every name bound anywhere inside."""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [node.name]
-    names = []
-    for sub in ast.walk(node):
-        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(sub.name)
-        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-            names.append(sub.id)
-        elif isinstance(sub, ast.alias):
-            names.append((sub.asname or sub.name).split(".")[0])
-    return names
 
 
 def _plugin_name(plugin: object) -> str:

@@ -176,7 +176,8 @@ def test_a_same_step_save_killed_between_its_renames_is_finished_on_the_next_use
 ):
     """Saving a step again moves the old folder aside, then renames the new one into place;
     a kill between the two leaves ``latest.json`` naming a missing folder. Loading (resume)
-    or the next save puts the new, whole folder in place instead of failing or deleting it."""
+    reads the new, whole folder where it lies, and the next save puts it back in place
+    instead of deleting it."""
     _save(tmp_path, 1)
     _save(tmp_path, 5)
     real_replace = ck.os.replace
@@ -195,6 +196,7 @@ def test_a_same_step_save_killed_between_its_renames_is_finished_on_the_next_use
     assert not (tmp_path / "checkpoints" / "step_00000005").exists()
     resumed = load_checkpoint(tmp_path)
     assert resumed.step == 5 and torch.equal(resumed.generator_state["w"], torch.zeros(1))
+    assert not (tmp_path / "checkpoints" / "step_00000005").exists()  # a reader moves nothing
     _save(tmp_path, 6)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir())
     assert names == ["step_00000001", "step_00000005", "step_00000006"]

@@ -155,9 +155,16 @@ def test_every_public_name_of_a_package_resolves(package):
     import importlib
 
     module = importlib.import_module(package)
-    for name in module.__all__:
+    lazy = getattr(module, "_EXPORTS", None) or getattr(module, "_LAZY", {})
+    for name in {*module.__all__, *lazy}:
         assert getattr(module, name) is not None, f"{package}.{name}"
         assert name in dir(module)
+
+
+def test_submodules_are_attributes_of_their_package_as_before():
+    code = "import i2i; print(i2i.data.io.__name__, i2i.engine.checkpoint.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["i2i.data.io", "i2i.engine.checkpoint"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")

@@ -4,6 +4,7 @@ import importlib
 import json
 import sys
 import textwrap
+import types
 
 import click
 import pytest
@@ -95,6 +96,87 @@ def test_a_plugin_module_with_hook_options_is_imported_at_once(fake_site, monkey
     write_fake_distribution(fake_site, "fake-eager", "fake_eager_plugin", EAGER_PLUGIN)
     pm = make_plugin_manager()
     assert pm.get_plugin("fake_eager_plugin") is sys.modules["fake_eager_plugin"]
+
+
+HOOK_ELSEWHERE = {
+    "specname": """
+        from i2i import hookimpl
+
+        @hookimpl
+        def i2i_register_tasks(register):
+            pass
+
+        @hookimpl(specname="i2i_register_generators")
+        def generators(register):
+            register("odd_gen", lambda in_channels, out_channels: None)
+    """,
+    "assigned": """
+        from i2i import hookimpl
+
+        @hookimpl
+        def i2i_register_tasks(register):
+            pass
+
+        def _generators(register):
+            register("odd_gen", lambda in_channels, out_channels: None)
+
+        globals()["i2i_register_generators"] = hookimpl(_generators)
+    """,
+    "imported": """
+        from i2i import hookimpl
+        from fake_odd_impl import i2i_register_generators as generators  # noqa: F401
+
+        @hookimpl
+        def i2i_register_tasks(register):
+            pass
+    """,
+    "star": """
+        from i2i import hookimpl
+        from fake_odd_impl import *  # noqa: F403
+
+        @hookimpl
+        def i2i_register_tasks(register):
+            pass
+    """,
+}
+ODD_IMPL = """
+    from i2i import hookimpl
+
+    @hookimpl
+    def i2i_register_generators(register):
+        register("odd_gen", lambda in_channels, out_channels: None)
+"""
+
+
+@pytest.mark.parametrize("how", sorted(HOOK_ELSEWHERE))
+def test_a_module_whose_hooks_are_not_all_plain_is_imported_and_loses_none(
+    fake_site, monkeypatch, how
+):
+    """Only modules whose every hook is a plain ``@hookimpl`` function are deferred; the
+    others load at start-up as before, so a hook made another way is never dropped."""
+    (fake_site / "fake_odd_impl.py").write_text(textwrap.dedent(ODD_IMPL))
+    (fake_site / f"fake_odd_{how}.py").write_text(textwrap.dedent(HOOK_ELSEWHERE[how]))
+    monkeypatch.delitem(sys.modules, f"fake_odd_{how}", raising=False)
+    monkeypatch.delitem(sys.modules, "fake_odd_impl", raising=False)
+    plugins = (*BUILTIN_PLUGINS, f"fake_odd_{how}")
+    if how == "imported":  # pluggy refuses a hook under another name, at start-up as before
+        with pytest.raises(Exception, match="generators"):
+            make_plugin_manager(load_entrypoints=False, builtins=plugins)
+        return
+    pm = make_plugin_manager(load_entrypoints=False, builtins=plugins)
+    assert f"fake_odd_{how}" in sys.modules
+    assert "odd_gen" in Catalog.from_plugin_manager(pm).generators
+
+
+def test_a_module_made_in_code_registers_as_itself():
+    module = types.ModuleType("fake_handmade_plugin")  # no source, no spec
+    module.i2i_register_tasks = hookimpl(lambda register: None)
+    sys.modules[module.__name__] = module
+    try:
+        pm = make_plugin_manager(load_entrypoints=False, builtins=(module.__name__,))
+        assert pm.get_plugin(module.__name__) is module
+    finally:
+        del sys.modules[module.__name__]
 
 
 def test_every_builtin_stands_in_for_exactly_its_modules_hooks(pm):

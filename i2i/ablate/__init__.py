@@ -23,9 +23,14 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "markdown_table": "i2i.ablate.report",
+    "summarise_study": "i2i.ablate.report",
+    "write_summary": "i2i.ablate.report",
     "Settings": "i2i.ablate.run",
+    "eval_job": "i2i.ablate.run",
     "parse_shard": "i2i.ablate.run",
     "plan_jobs": "i2i.ablate.run",
+    "train_job": "i2i.ablate.run",
+    "trained_steps": "i2i.ablate.run",
     "STUDIES": "i2i.ablate.studies",
     "STUDY_NAMES": "i2i.ablate.studies",
     "variants": "i2i.ablate.studies",
@@ -61,8 +66,14 @@ def run_study(
     evaluation is redone only when its step, image count, metrics or segmenter changed), then
     summarise every evaluated run under ``out``; returns the summary (also written to
     ``OUT/<study>.json``, ``.md`` and ``.html``)."""
-    from i2i.ablate.report import summarise_study, write_summary
-    from i2i.ablate.run import eval_job, plan_jobs, train_job, trained_steps
+    from i2i.ablate import (  # the package's names, as a caller may have replaced them
+        eval_job,
+        plan_jobs,
+        summarise_study,
+        train_job,
+        trained_steps,
+        write_summary,
+    )
     from i2i.segment import load_segmenter, score_real_photos
 
     if catalog is None:

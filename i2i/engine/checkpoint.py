@@ -413,20 +413,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _finish_interrupted_replace(ckdir: Path) -> bool:
-    """Put back the checkpoint ``latest.json`` names where a save of that same step was killed
-    between moving the old folder aside and renaming the new one into its place: the new one
-    (written whole and fsynced before either rename), else the old one. True if it did."""
+def _interrupted_replace(ckdir: Path) -> Path | None:
+    """Where a save of the step ``latest.json`` names was killed between moving the old folder
+    aside and renaming the new one into its place: the new folder (written whole and fsynced
+    before either rename), else the old one; None where nothing was interrupted so."""
     name = _latest_name(ckdir)
     if name is None or not _STEP_NAME.fullmatch(name) or (ckdir / name).exists():
-        return False
+        return None
     for prefix in (_TMP_PREFIX, _TRASH_PREFIX):
         for candidate in sorted(ckdir.glob(f"{prefix}{name}-*")):
             if _is_whole_checkpoint(candidate):
-                os.replace(candidate, ckdir / name)
-                _fsync_dir(ckdir)
-                return True
-    return False
+                return candidate
+    return None
+
+
+def _finish_interrupted_replace(ckdir: Path) -> None:
+    """Put the folder of :func:`_interrupted_replace` back under its name (by the one process
+    that saves; readers only read it where it lies)."""
+    candidate = _interrupted_replace(ckdir)
+    if candidate is not None:
+        os.replace(candidate, ckdir / str(_latest_name(ckdir)))
+        _fsync_dir(ckdir)
 
 
 def _is_whole_checkpoint(path: Path) -> bool:
@@ -511,16 +518,14 @@ def _latest_in(ckdir: Path) -> Path:
             target = ckdir / str(record["dir"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{latest} is unreadable ({exc})") from exc
-        if not is_checkpoint_dir(target):
-            try:
-                finished = _finish_interrupted_replace(ckdir)
-            except OSError:
-                finished = False
-            if not finished:
-                raise CheckpointError(
-                    f"{latest} names {target}, which holds no complete checkpoint"
-                )
-        return target
+        if is_checkpoint_dir(target):
+            return target
+        aside = _interrupted_replace(ckdir)  # a save killed between its renames
+        if aside is not None:
+            return aside
+        if is_checkpoint_dir(target):  # that save finished meanwhile
+            return target
+        raise CheckpointError(f"{latest} names {target}, which holds no complete checkpoint")
     found = list_checkpoints(ckdir)
     if not found:
         raise CheckpointError(f"No checkpoints in {ckdir}")
