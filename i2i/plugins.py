@@ -59,7 +59,12 @@ class PluginLoadError(RuntimeError):
     """An installed plugin failed to import or register."""
 
 
-_WAY_OUT = f"Start without installed plugins with {ALLOWLIST_ENV}= (empty), or uninstall it."
+def _load_error(failure: str, exc: Exception) -> PluginLoadError:
+    """``failure`` (which plugin, from where) with the error and the way out."""
+    return PluginLoadError(
+        f"{failure}: {type(exc).__name__}: {exc}. Start without installed plugins with "
+        f"{ALLOWLIST_ENV}= (empty), or uninstall it."
+    )
 
 
 @dataclass(frozen=True)
@@ -139,14 +144,12 @@ class DeferredPlugin:
         return hookimpl(call)
 
     def _load(self):
-        if self._failure is None:
-            return importlib.import_module(self.__name__)
         try:
             return importlib.import_module(self.__name__)
         except Exception as exc:
-            raise PluginLoadError(
-                f"{self._failure}: {type(exc).__name__}: {exc}. {_WAY_OUT}"
-            ) from exc
+            if self._failure is None:  # a built-in: its own error
+                raise
+            raise _load_error(self._failure, exc) from exc
 
     def __repr__(self) -> str:
         return f"<DeferredPlugin {self.__name__}>"
@@ -265,9 +268,7 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
                     path = getattr(plugin, "__file__", None)
                 pm.register(plugin, name=ep.name)
             except Exception as exc:
-                raise PluginLoadError(
-                    f"{failure}: {type(exc).__name__}: {exc}. {_WAY_OUT}"
-                ) from exc
+                raise _load_error(failure, exc) from exc
             pm.i2i_sources[ep.name] = PluginSource(
                 ep.name, dist_name, dist.version, f"entry point {ep.group}:{ep.value}", path
             )

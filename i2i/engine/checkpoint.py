@@ -278,7 +278,7 @@ def save_checkpoint(
     stage = "writing"
     try:
         ckdir.mkdir(parents=True, exist_ok=True)
-        _finish_interrupted_replace(ckdir)
+        _finish_interrupted_replace(ckdir, previous)
         _remove_leftovers(ckdir)
         tmp.mkdir()
         meta = {"format": "pt", "i2i_version": __version__, "step": str(step)}
@@ -413,11 +413,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _interrupted_replace(ckdir: Path) -> Path | None:
-    """Where a save of the step ``latest.json`` names was killed between moving the old folder
-    aside and renaming the new one into its place: the new folder (written whole and fsynced
-    before either rename), else the old one; None where nothing was interrupted so."""
-    name = _latest_name(ckdir)
+def _interrupted_replace(ckdir: Path, name: str | None) -> Path | None:
+    """Where a save of step folder ``name`` (the one ``latest.json`` names) was killed between
+    moving the old folder aside and renaming the new one into its place: the new folder
+    (written whole and fsynced before either rename), else the old one; None where nothing
+    was interrupted so."""
     if name is None or not _STEP_NAME.fullmatch(name) or (ckdir / name).exists():
         return None
     for prefix in (_TMP_PREFIX, _TRASH_PREFIX):
@@ -427,12 +427,12 @@ def _interrupted_replace(ckdir: Path) -> Path | None:
     return None
 
 
-def _finish_interrupted_replace(ckdir: Path) -> None:
-    """Put the folder of :func:`_interrupted_replace` back under its name (by the one process
+def _finish_interrupted_replace(ckdir: Path, name: str | None) -> None:
+    """Put the folder of :func:`_interrupted_replace` back under ``name`` (by the one process
     that saves; readers only read it where it lies)."""
-    candidate = _interrupted_replace(ckdir)
+    candidate = _interrupted_replace(ckdir, name)
     if candidate is not None:
-        os.replace(candidate, ckdir / str(_latest_name(ckdir)))
+        os.replace(candidate, ckdir / str(name))
         _fsync_dir(ckdir)
 
 
@@ -520,7 +520,7 @@ def _latest_in(ckdir: Path) -> Path:
             raise CheckpointError(f"{latest} is unreadable ({exc})") from exc
         if is_checkpoint_dir(target):
             return target
-        aside = _interrupted_replace(ckdir)  # a save killed between its renames
+        aside = _interrupted_replace(ckdir, str(record["dir"]))  # a save killed mid-rename
         if aside is not None:
             return aside
         if is_checkpoint_dir(target):  # that save finished meanwhile
