@@ -74,7 +74,9 @@ class PathSettings:
     #: Translator: convolution weights pre-packed for oneDNN (None: where the first input is
     #: one image, as the Translator's auto packs fp32 on CPUs with AVX-512)
     prepack: bool | None = False
-    cuda_graphs: bool = False  # Translator: the forward replayed as CUDA graphs
+    #: Translator: the forward replayed as CUDA graphs; training: the whole step
+    #: (i2i.engine.graphed_step.GraphedTrainStep, where the recipe's step allows it)
+    cuda_graphs: bool = False
 
     def describe(self) -> str:
         """One line for the table's legend.
@@ -91,6 +93,8 @@ class PathSettings:
             parts.append(f"{adam} Adam" + (" on flat views" if self.flat_adam else ""))
             if self.bf16_copies:
                 parts.append("bf16 weight copies kept by Adam")
+            if self.cuda_graphs:
+                parts.append("whole step as CUDA graph")
         parts.append("torch.compile" if self.compile else "eager")
         if self.flush_denormal:
             parts.append("flush-denormal")
@@ -139,6 +143,9 @@ def engine_defaults(device: torch.device | None = None) -> PathSettings:
         compile=bool(cfg.compile),
         flush_denormal=device.type == "cpu",  # `i2i run` sets both (tune_cpu_process)
         keep_heap=device.type == "cpu",
+        # `i2i run` asks the recipe's step too (training_graphs_blocker): pix2pix's allows it
+        cuda_graphs=resolve_cuda_graphs(cfg.cuda_graphs, device, training=True)
+        and precision != "fp16",
     )
 
 
@@ -152,13 +159,14 @@ def _proposed_channels_last(device: torch.device, precision: str, *, training: b
 
 
 def proposed_training(device: torch.device | None = None) -> PathSettings:
-    """The engine's defaults with channels_last as :func:`_proposed_channels_last` proposes it:
-    the same as the defaults on the CPU (``RunConfig.channels_last=None`` resolves the same
-    way), on under autocast on a GPU."""
+    """The engine's defaults with channels_last as :func:`_proposed_channels_last` proposes it
+    and, on a GPU, the whole step replayed as a CUDA graph (``i2i run --cuda-graphs``): the
+    same as the defaults on the CPU (``RunConfig.channels_last=None`` resolves the same way)."""
     device = device or bench_device()
     base = engine_defaults(device)
     auto = _proposed_channels_last(device, base.precision, training=True)
-    return dataclasses.replace(base, name="i2i+", channels_last=auto)
+    graphs = resolve_cuda_graphs(True, device, training=True) and base.precision != "fp16"
+    return dataclasses.replace(base, name="i2i+", channels_last=auto, cuda_graphs=graphs)
 
 
 def translator_defaults(device: torch.device | None = None) -> PathSettings:
@@ -311,9 +319,15 @@ def train_step_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> C
     else:
         step = build_train_step(setup, settings, seed)
     batch = synthetic_batch(setup, seed)
+    train = step.train_step
+    if settings.cuda_graphs and not settings.compile:
+        from i2i.engine.graphed_step import GraphedTrainStep, training_graphs_blocker
+
+        if training_graphs_blocker(step, bench_device(), precision=settings.precision) is None:
+            train = GraphedTrainStep(step)
 
     def run() -> None:
-        step.train_step(batch)
+        train(batch)
 
     return run
 

@@ -217,6 +217,12 @@ class RunConfig:
         resumable=True,
     )
     compile: bool = option(False, "Wrap the networks with torch.compile [off].", resumable=True)
+    cuda_graphs: bool | None = option(
+        None,
+        "Replay each training step as one CUDA graph on a GPU, where the recipe allows it; not "
+        "with fp16, torchrun, --compile or --on-nonfinite skip [off].",
+        resumable=True,
+    )
     bf16_weight_copies: bool = option(
         True,
         "bf16 training on the CPU: bf16 weight copies that Adam updates, no per-step casts [on].",

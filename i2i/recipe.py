@@ -365,6 +365,11 @@ class RecipeStep:
 
     skip_nonfinite: bool = False
     agree: Callable[[bool], bool] | None = None
+    #: Whether :meth:`train_step` may be captured as one CUDA graph and replayed
+    #: (:mod:`i2i.engine.graphed_step`): it never reads a value back to the host (outside
+    #: ``skip_nonfinite``), keeps no state in Python that changes from step to step, and takes
+    #: its batch's tensors by key. False unless a step says so.
+    graph_capturable: bool = False
 
     def __init__(
         self,

@@ -256,7 +256,9 @@ def test_on_a_gpu_inference_replays_graphs_channels_last_and_training_takes_tf32
     gpu = torch.device("cuda")
     default, proposed = setups.engine_defaults(gpu), setups.proposed_training(gpu)
     assert (default.precision, default.channels_last) == ("fp32", False)  # TF32 convolutions
-    assert proposed == dataclasses.replace(default, name="i2i+")  # nothing proposed in fp32
+    # proposed in fp32: only the whole training step as a CUDA graph (i2i run --cuda-graphs)
+    assert proposed == dataclasses.replace(default, name="i2i+", cuda_graphs=True)
+    assert not default.cuda_graphs
     assert not default.flush_denormal and not default.keep_heap  # CPU-only settings
     infer = setups.translator_defaults(gpu)
     assert infer.precision == "bf16"
@@ -264,7 +266,7 @@ def test_on_a_gpu_inference_replays_graphs_channels_last_and_training_takes_tf32
     assert setups.proposed_inference(gpu) == dataclasses.replace(infer, name="i2i+")
     monkeypatch.setenv("I2I_BENCH_DEVICE", "cuda")
     train = bench.paths_for(rows.DEFAULT_ROWS[0])
-    assert list(train) == ["reference", "i2i", bench.BF16_TRAIN]
+    assert list(train) == ["reference", "i2i", "i2i+", bench.BF16_TRAIN]
     assert train[bench.BF16_TRAIN] == dataclasses.replace(
         default, name=bench.BF16_TRAIN, precision="bf16"
     )
@@ -276,6 +278,7 @@ def test_on_a_gpu_inference_replays_graphs_channels_last_and_training_takes_tf32
     assert (proposed.precision, proposed.channels_last) == ("bf16", True)
     train = bench.paths_for(rows.DEFAULT_ROWS[0])
     assert list(train) == ["reference", "i2i", "i2i+", bench.FP32_TRAIN]
+    assert train["i2i+"].cuda_graphs and not train["i2i"].cuda_graphs
     assert train[bench.FP32_TRAIN] == dataclasses.replace(
         default, name=bench.FP32_TRAIN, precision="fp32"
     )

@@ -240,17 +240,26 @@ def resolve_prepack(
     return batch == 1 and precision in choices.prepack_infer_single
 
 
-def resolve_cuda_graphs(value: bool | None, device: torch.device) -> bool:
+def resolve_cuda_graphs(
+    value: bool | None, device: torch.device, *, training: bool = False
+) -> bool:
     """Whether inference replays the generator's forward as CUDA graphs, one per input size
-    (:mod:`i2i.inference.cuda_graphs`); ``None`` decides: on wherever the device is a CUDA GPU,
-    where the eager forward at pix2pix's sizes waits on kernel launches (benchmarks/README.md,
-    *GPU*). Never off a CUDA device.
+    (:mod:`i2i.inference.cuda_graphs`), or training its whole step where the step allows it
+    (``training``, :mod:`i2i.engine.graphed_step`). ``None`` decides: inference on wherever
+    the device is a CUDA GPU, where eager kernels at pix2pix's sizes wait on their launches
+    (benchmarks/README.md, *GPU*); training off, asked for with ``--cuda-graphs``, until a
+    whole ``i2i run`` has trained that way on a GPU (benchmarks/README.md, *GPU: 2026-12-04
+    18:01*). Never off a CUDA device.
 
     >>> resolve_cuda_graphs(None, torch.device("cpu")), resolve_cuda_graphs(True, torch.device("cpu"))
     (False, False)
     >>> resolve_cuda_graphs(None, torch.device("cuda")), resolve_cuda_graphs(False, torch.device("cuda"))
     (True, False)
+    >>> resolve_cuda_graphs(None, torch.device("cuda"), training=True)
+    False
     """
+    if training and value is None:
+        return False
     return device.type == "cuda" and value is not False
 
 

@@ -97,7 +97,11 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
         rows[2:2] = [
             ("gpu", report["gpu"]),
             ("cudnn autotuner", "on in `i2i run` where every training crop has one size"),
-            ("cuda graphs", "inference replays one per input size (--no-cuda-graphs: off)"),
+            (
+                "cuda graphs",
+                "inference replays one per input size (--no-cuda-graphs: off); training "
+                "one per batch shape with `i2i run --cuda-graphs`",
+            ),
         ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -119,6 +119,9 @@ class Trainer(ResumableState):
         self.epoch = 0  # the epoch in progress (0-based) = epochs completed
         self.batch_in_epoch = 0  # batches of that epoch already trained on (this rank)
         self._in_step = False
+        #: what runs one step on a batch: the step's own ``train_step``, or a wrapper of it
+        #: (:class:`i2i.engine.graphed_step.GraphedTrainStep`, set by the runner)
+        self.train_step_fn: Callable[[Any], dict[str, Any] | None] = step.train_step
         self._last_saved: int | None = None
         self._last_validated: int | None = None
         self._last_sampled: int | None = None
@@ -233,7 +236,7 @@ class Trainer(ResumableState):
             self.faults.files.note(skipped_in_batch(batch))
         self._in_step = True
         try:
-            losses: dict[str, Any] | None = self.step.train_step(batch)
+            losses: dict[str, Any] | None = self.train_step_fn(batch)
         except NonFiniteLossError as exc:
             losses = None
             self.faults.steps.skipped(exc, self.global_step + 1, self.last_checkpoint)

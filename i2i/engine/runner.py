@@ -34,6 +34,7 @@ from i2i.config import (
 )
 from i2i.engine import checkpoint as ckpt_io
 from i2i.engine.devices import (
+    resolve_cuda_graphs,
     resolve_device,
     resolve_precision,
     use_cudnn_autotuner,
@@ -45,6 +46,7 @@ from i2i.engine.distributed import (
     shutdown_distributed,
     wrap_ddp,
 )
+from i2i.engine.graphed_step import GraphedTrainStep, training_graphs_blocker
 from i2i.engine.loop import METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR, Trainer
 from i2i.engine.rng import seed_everything
 from i2i.engine.validate import task_metrics
@@ -200,9 +202,20 @@ def train(
         setup = RecipeSetup.for_run(
             cfg, task=task, catalog=catalog, device=device, precision=precision, dist=dist
         )
-        if dist.is_main:
-            ckpt_io.write_json_atomic(run_dir / RESOLVED_FILE, resolved_settings(setup))
         step = recipe.build(setup)
+        graphs_off = training_graphs_blocker(
+            step,
+            device,
+            precision=precision,
+            distributed=dist.enabled,
+            compiled=cfg.compile,
+            on_nonfinite=cfg.on_nonfinite,
+        )
+        graphs = resolve_cuda_graphs(cfg.cuda_graphs, device, training=True) and graphs_off is None
+        if dist.is_main:
+            ckpt_io.write_json_atomic(
+                run_dir / RESOLVED_FILE, resolved_settings(setup, cuda_graphs=graphs)
+            )
         if cfg.init_from and checkpoint is None:
             init_weights(step, cfg.init_from)
         translator = step.modules()[step.translators[cfg.direction]]
@@ -233,9 +246,14 @@ def train(
         if checkpoint is not None:
             trainer.restore(checkpoint)
         step.wrap(_wrapping(device, dist, compile_=cfg.compile))
+        if graphs:
+            trainer.train_step_fn = GraphedTrainStep(step)
         if dist.is_main and not quiet:
+            if cfg.cuda_graphs and not graphs:
+                (echo or _stderr)(f"CUDA graphs off: {graphs_off}")
             (echo or _stderr)(
                 f"device {device}, precision {precision}, channels_last {setup.channels_last}"
+                + (", CUDA graphs" if graphs else "")
                 + (f", {dist.world_size} processes" if dist.enabled else "")
                 + (f"; resuming {checkpoint.path}" if checkpoint else "")
             )
@@ -255,7 +273,7 @@ def _local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def resolved_settings(setup: RecipeSetup) -> dict[str, Any]:
+def resolved_settings(setup: RecipeSetup, *, cuda_graphs: bool = False) -> dict[str, Any]:
     """What the run's ``auto`` settings became on this machine, for ``resolved.json``."""
     import dataclasses
 
@@ -274,6 +292,7 @@ def resolved_settings(setup: RecipeSetup) -> dict[str, Any]:
         out["cpu_choices"] = dataclasses.asdict(speed_choices())
     if setup.device.type == "cuda":
         out["cudnn_benchmark"] = torch.backends.cudnn.benchmark  # use_cudnn_autotuner
+        out["cuda_graphs"] = cuda_graphs  # GraphedTrainStep
     return out
 
 

@@ -29,6 +29,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from i2i.engine.cuda_capture import CaptureFailed, capture, failure_reason
+
 
 class GraphedForward:
     """``fn`` (a forward pass without grad) as CUDA graphs keyed by input shape and dtype.
@@ -72,8 +74,8 @@ class GraphedForward:
             if entry is None:
                 try:
                     entry = self._capture(x)
-                except _CaptureFailed as exc:
-                    self.failure = (str(exc.__cause__).strip().splitlines() or ["?"])[0]
+                except CaptureFailed as exc:
+                    self.failure = failure_reason(exc)
                     warnings.warn(
                         f"the forward could not be captured as a CUDA graph ({self.failure}); "
                         "it runs eagerly from now on (i2i translate --no-cuda-graphs skips "
@@ -95,8 +97,7 @@ class GraphedForward:
 
     def _capture(self, x: Tensor) -> tuple[torch.cuda.CUDAGraph, Tensor, Tensor]:
         static_in = x.clone()
-        # Autocast's cache of cast weights must be off while capturing (PyTorch's CUDA graph
-        # notes): the cast copies would be freed after capture while the graph still reads them.
+        # Autocast's cache off for the warm-up too, as in the capture (i2i.engine.cuda_capture)
         dtype = torch.get_autocast_dtype("cuda")
         enabled = torch.is_autocast_enabled("cuda")
         side = torch.cuda.Stream(device=x.device)
@@ -112,13 +113,7 @@ class GraphedForward:
                     self.fn(static_in)
             torch.cuda.current_stream(x.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            try:  # errors of the forward itself came up in the warm-up, outside the capture
-                with torch.cuda.graph(graph):
-                    static_out = self.fn(static_in)
-            except RuntimeError as exc:
-                raise _CaptureFailed from exc
+            # errors of the forward itself came up in the warm-up, outside the capture
+            with capture(graph):
+                static_out = self.fn(static_in)
         return graph, static_in, static_out
-
-
-class _CaptureFailed(Exception):
-    """The capture itself failed (its cause says why); the warm-up had run."""

@@ -79,6 +79,9 @@ class Pix2PixStep(RecipeStep):
         self.skip_nonfinite = False
         self.agree: Callable[[bool], bool] | None = None
 
+    #: the D and G updates hold no Python state between steps and read nothing back
+    graph_capturable = True
+
     def wrap(self, wrapping: Wrapping | None = None, **callables: Any) -> None:
         """DDP and compile around G and D; the G step calls D unwrapped by DDP.
 
