@@ -220,7 +220,7 @@ class RunConfig:
     cuda_graphs: bool | None = option(
         None,
         "Replay each training step as one CUDA graph on a GPU, where the recipe allows it; not "
-        "with fp16, torchrun, --compile or --on-nonfinite skip [off].",
+        "with fp16, torchrun, --compile, --on-nonfinite skip or crops of several sizes [off].",
         resumable=True,
     )
     bf16_weight_copies: bool = option(

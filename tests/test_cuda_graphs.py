@@ -232,6 +232,7 @@ def test_a_training_step_that_cannot_be_captured_runs_eagerly_with_one_warning()
     assert graphed.failure is not None and graphed.captures == 0
     assert step.opt.state[step.w]["step"].item() == 3  # every call trained once
     torch.rand(3, device="cuda")  # the failed capture left the random generator usable
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()  # and the stream
 
 
 @needs_cuda
@@ -304,3 +305,5 @@ def test_after_a_failed_capture_with_dropout_random_numbers_still_work():
     a = graphed(x)
     torch.manual_seed(1)
     assert torch.equal(graphed(x), a) and graphed.failure is not None
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()
+    assert "operation not permitted" in graphed.failure or "capturing" in graphed.failure

@@ -91,8 +91,123 @@ def test_a_recipe_step_that_does_not_say_so_stays_eager():
         def train_step(self, batch):
             return {}
 
-    assert "does not allow capture" in training_graphs_blocker(Plain(), CUDA, precision="fp32")
-    assert not CycleGANStep.graph_capturable
+    class MyPix2Pix(Pix2PixStep):  # its own step, which may keep state in Python
+        def train_step(self, batch):
+            return super().train_step(batch)
+
+    for step in (Plain(), CycleGANStep.__new__(CycleGANStep), MyPix2Pix.__new__(MyPix2Pix)):
+        why = training_graphs_blocker(step, CUDA, precision="fp32")
+        assert "does not allow capture" in why, type(step)
+    assert "several sizes" in training_graphs_blocker(
+        _step(), CUDA, precision="fp32", fixed_sizes=False
+    )
+
+
+class _FakeGraph:
+    replays = 0
+
+    def replay(self):
+        _FakeGraph.replays += 1
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """GraphedTrainStep on the CPU as if on a GPU: a "capture" runs the step once, eagerly
+    (it trains), a replay runs nothing; the wrapper's bookkeeping is what is tested."""
+    import contextlib
+
+    from i2i.engine import graphed_step as gs
+
+    failing = []
+
+    @contextlib.contextmanager
+    def capture(graph):
+        if failing:
+            raise gs.CaptureFailed() from RuntimeError("operation not permitted when capturing")
+        yield
+
+    class Stream:
+        def __init__(self, device=None):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    monkeypatch.setattr(gs, "capture", capture)
+    monkeypatch.setattr(gs, "_static_copy", lambda t, device: t.clone())
+    monkeypatch.setattr(gs.GraphedTrainStep, "device", property(lambda self: CUDA))
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    _FakeGraph.replays = 0
+    return failing
+
+
+def _counting_step():
+    step = _step()
+    step.opt_g = torch.optim.Adam(step.generator.parameters(), lr=1e-3, fused=True)
+    step.opt_d = torch.optim.Adam(step.discriminator.parameters(), lr=1e-3, fused=True)
+    calls = []
+    train_step = step.train_step
+    step.train_step = lambda batch: calls.append(batch["input"].shape[0]) or train_step(batch)
+    return step, calls
+
+
+def test_warm_up_then_one_capture_then_replays(fake_cuda):
+    step, calls = _counting_step()
+    graphed = GraphedTrainStep(step, warmup=2)
+    for s in range(5):
+        losses = graphed(_batch(s))
+        assert set(losses) == {"d_loss", "d_gan", "g_loss", "g_gan", "g_l1"}
+    assert len(calls) == 3 and graphed.captures == 1 and _FakeGraph.replays == 3
+    assert not any(g["capturable"] for g in step.opt_g.param_groups)  # put back after capture
+
+
+def test_what_captures_again_and_which_graphs_are_kept(fake_cuda):
+    step, _ = _counting_step()
+    graphed = GraphedTrainStep(step, warmup=1, max_graphs=2)
+    small = {k: v[:1] for k, v in _batch(9).items()}
+    graphed(_batch(0)), graphed(_batch(1))
+    assert graphed.captures == 1
+    for group in step.opt_g.param_groups:
+        group["lr"] = 5e-4  # the schedule's decay: capture again, without eager steps
+    graphed(_batch(2))
+    assert graphed.captures == 2
+    step.opt_d.load_state_dict(step.opt_d.state_dict())  # new state tensors: again
+    graphed(_batch(3))
+    assert graphed.captures == 3
+    step.generator.eval()  # another mode: again
+    graphed(_batch(4))
+    step.generator.train()
+    graphed(_batch(5))
+    assert graphed.captures == 5
+    graphed(small), graphed(small)  # a second shape: its own warm-up and graph
+    assert graphed.captures == 6
+    graphed(_batch(6))  # the first shape's graph was kept
+    assert graphed.captures == 6
+    third = {k: v[:, :, :, :32] for k, v in _batch(7).items()}
+    for _ in range(3):
+        graphed({k: torch.cat([v, v]) for k, v in third.items()})  # 4 x 32 x 32
+    assert graphed.captures == 7
+    graphed(small)  # the oldest graph (batch 1) went to make room: captured again
+    assert graphed.captures == 8
+
+
+def test_a_failed_capture_warns_once_and_trains_eagerly_from_then_on(fake_cuda):
+    step, calls = _counting_step()
+    graphed = GraphedTrainStep(step, warmup=1)
+    fake_cuda.append(True)  # every capture fails
+    graphed(_batch(0))
+    with pytest.warns(RuntimeWarning, match="operation not permitted when capturing"):
+        graphed(_batch(1))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graphed(_batch(2))
+    assert len(calls) == 3 and graphed.captures == 0 and _FakeGraph.replays == 0
+    assert graphed.failure == "operation not permitted when capturing"
 
 
 def test_the_wrapper_refuses_nonsense_sizes():

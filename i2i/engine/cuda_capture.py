@@ -9,9 +9,11 @@ Used by inference (:mod:`i2i.inference.cuda_graphs`) and training
 - the capture runs in ``thread_local`` mode: a DataLoader's pin-memory thread allocating pinned
   host memory meanwhile does not void it (the default ``global`` mode counts that as an error);
 - a capture that fails (work that reads a value back to the host, such as ``.item()``) raises
-  :class:`CaptureFailed`, after giving each CUDA random generator a fresh state equal to the
-  one before the attempt: PyTorch leaves a generator marked as capturing when the capture's
-  end fails, and every later random draw (dropout) would then fail too.
+  :class:`CaptureFailed` after putting back what PyTorch leaves behind when a capture's end
+  fails: the stream that was current before (PyTorch leaves its capture stream current), and
+  the device's random generator as it was (torch 2.11 left it marked as capturing, so that
+  every later random draw, e.g. dropout, failed too; where a draw still works, only its
+  state is put back).
 
 >>> str(CaptureFailed("x"))
 'x'
@@ -39,6 +41,8 @@ def failure_reason(exc: BaseException) -> str:
     'operation not permitted'
     """
     cause = exc.__cause__ if exc.__cause__ is not None else exc
+    while isinstance(cause.__context__, RuntimeError):  # the capture's end failing reports
+        cause = cause.__context__  # only "a previous error": name that error
     return (str(cause).strip().splitlines() or ["?"])[0]
 
 
@@ -46,7 +50,9 @@ def failure_reason(exc: BaseException) -> str:
 def capture(graph: torch.cuda.CUDAGraph) -> Iterator[None]:
     """Record into ``graph`` the CUDA work of the block (nothing runs until a replay)."""
     dtype, enabled = torch.get_autocast_dtype("cuda"), torch.is_autocast_enabled("cuda")
-    saved = [(gen, gen.get_state()) for gen in torch.cuda.default_generators]
+    stream = torch.cuda.current_stream()
+    generator = torch.cuda.default_generators[stream.device.index]
+    state = generator.get_state()
     try:
         with (
             torch.autocast("cuda", dtype=dtype, enabled=enabled, cache_enabled=False),
@@ -54,12 +60,18 @@ def capture(graph: torch.cuda.CUDAGraph) -> Iterator[None]:
         ):
             yield
     except RuntimeError as exc:
-        _restore_generators(saved)
+        torch.cuda.set_stream(stream)
+        _repair_generator(generator, state)
         raise CaptureFailed from exc
 
 
-def _restore_generators(saved: list[tuple[torch.Generator, torch.Tensor]]) -> None:
-    for gen, state in saved:
-        fresh = torch.Generator(device=gen.device)
+def _repair_generator(generator: torch.Generator, state: torch.Tensor) -> None:
+    """``generator`` as it was before a failed capture (``state``), drawing again."""
+    try:
+        torch.empty(1, device=generator.device).uniform_()  # a draw from ``generator``
+    except RuntimeError:  # still marked as capturing: give it a fresh state object
+        fresh = torch.Generator(device=generator.device)
         fresh.set_state(state)
-        gen.graphsafe_set_state(fresh)
+        generator.graphsafe_set_state(fresh)
+    else:
+        generator.set_state(state)  # the same object (graphs captured earlier share it)

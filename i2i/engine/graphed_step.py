@@ -53,16 +53,20 @@ def training_graphs_blocker(
     distributed: bool = False,
     compiled: bool = False,
     on_nonfinite: str = "stop",
+    fixed_sizes: bool = True,
 ) -> str | None:
-    """Why ``step`` cannot train as CUDA graphs here (None: it can).
+    """Why ``step`` cannot train as CUDA graphs here (None: it can). ``fixed_sizes``: every
+    training batch has one shape (each shape keeps its own graph, two at most).
 
     >>> training_graphs_blocker(object(), torch.device("cpu"), precision="fp32")
     'not on a CUDA device'
     """
     if device.type != "cuda":
         return "not on a CUDA device"
-    if not getattr(step, "graph_capturable", False):
+    if not declares_capturable(step):
         return f"the recipe's step ({type(step).__name__}) does not allow capture"
+    if not fixed_sizes:
+        return "training images of several sizes (each size would capture its own graph)"
     if precision == "fp16":
         return "fp16 training's gradient scaler reads its overflow check back each step"
     if distributed:
@@ -72,6 +76,25 @@ def training_graphs_blocker(
     if on_nonfinite == "skip":
         return "--on-nonfinite skip reads each step's losses back before the update"
     return None
+
+
+def declares_capturable(step: Any) -> bool:
+    """Whether the class that defines ``step``'s ``train_step`` says it may be captured
+    (``graph_capturable`` set beside it): a subclass that writes its own ``train_step`` must
+    say so again.
+
+    >>> class A:
+    ...     graph_capturable = True
+    ...     def train_step(self, batch): ...
+    >>> class B(A):
+    ...     def train_step(self, batch): ...
+    >>> declares_capturable(A()), declares_capturable(B())
+    (True, False)
+    """
+    for cls in type(step).__mro__:
+        if "train_step" in vars(cls):
+            return bool(vars(cls).get("graph_capturable", False))
+    return False
 
 
 class GraphedTrainStep:
@@ -96,6 +119,7 @@ class GraphedTrainStep:
         self.failure: str | None = None
         #: how many graphs were captured so far (a new shape, a new learning rate, ...)
         self.captures = 0
+        self._side: Any = None  # the warm-up steps' stream
 
     @property
     def device(self) -> torch.device:
@@ -111,7 +135,7 @@ class GraphedTrainStep:
         shape = _shape_key(batch)
         state = self._state_key()
         entry = self._graphs.get(shape)
-        if entry is not None and entry[0] != state:
+        if entry is not None and not _same_state(entry[0], state):
             del self._graphs[shape]  # the learning rate or a mode changed: capture again
             entry = None
         if entry is None:
@@ -142,16 +166,21 @@ class GraphedTrainStep:
         return {k: v.clone() for k, v in static_losses.items()}
 
     def _state_key(self) -> tuple:
+        """What the graph depends on besides the batch: the optimizers' state dicts themselves
+        (replaced by ``load_state_dict``; held, so that their memory stays the graph's), the
+        learning rates and the modules' train/eval modes."""
         opts = self.step.optimizers().values()
         return (
-            tuple(id(opt.state) for opt in opts),
+            tuple(opt.state for opt in opts),
             tuple(_lr(group) for opt in opts for group in opt.param_groups),
             tuple(m.training for m in self.step.modules().values()),
         )
 
     def _eager_on_side_stream(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         main = torch.cuda.current_stream(self.device)
-        side = torch.cuda.Stream(device=self.device)
+        if self._side is None:
+            self._side = torch.cuda.Stream(device=self.device)
+        side = self._side
         side.wait_stream(main)
         with torch.cuda.stream(side):
             losses = self.step.train_step(batch)
@@ -160,7 +189,7 @@ class GraphedTrainStep:
 
     def _capture(self, batch: Mapping[str, Any], state: tuple) -> tuple[tuple, Any, dict, dict]:
         static = {
-            k: v.to(self.device, non_blocking=True).clone() if isinstance(v, Tensor) else v
+            k: _static_copy(v, self.device) if isinstance(v, Tensor) else v
             for k, v in batch.items()
         }
         graph = torch.cuda.CUDAGraph()
@@ -176,6 +205,15 @@ class GraphedTrainStep:
                 g["capturable"] = was  # saved optimizer states stay loadable on the CPU
         self.captures += 1
         return state, graph, static, dict(losses)
+
+
+def _static_copy(t: Tensor, device: torch.device) -> Tensor:
+    """A copy of ``t`` on ``device`` that the graph reads its batch from."""
+    return t.to(device, non_blocking=True).clone()
+
+
+def _same_state(a: tuple, b: tuple) -> bool:
+    return all(x is y for x, y in zip(a[0], b[0], strict=True)) and a[1:] == b[1:]
 
 
 def _lr(group: Mapping[str, Any]) -> float | int:

@@ -210,6 +210,7 @@ def train(
             distributed=dist.enabled,
             compiled=cfg.compile,
             on_nonfinite=cfg.on_nonfinite,
+            fixed_sizes=preprocess.fixed_train_size,
         )
         graphs = resolve_cuda_graphs(cfg.cuda_graphs, device, training=True) and graphs_off is None
         if dist.is_main:
