@@ -368,7 +368,8 @@ class RecipeStep:
     #: Whether :meth:`train_step` may be captured as one CUDA graph and replayed
     #: (:mod:`i2i.engine.graphed_step`): it never reads a value back to the host (outside
     #: ``skip_nonfinite``), keeps no state in Python that changes from step to step, and takes
-    #: its batch's tensors by key. False unless a step says so.
+    #: its batch's tensors by key. False unless the class that defines ``train_step`` says so
+    #: (docs/plugins/recipe.md, *Wrapping*).
     graph_capturable: bool = False
 
     def __init__(
