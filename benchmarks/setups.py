@@ -143,10 +143,15 @@ def engine_defaults(device: torch.device | None = None) -> PathSettings:
         compile=bool(cfg.compile),
         flush_denormal=device.type == "cpu",  # `i2i run` sets both (tune_cpu_process)
         keep_heap=device.type == "cpu",
-        # `i2i run` asks the recipe's step too (training_graphs_blocker): pix2pix's allows it
-        cuda_graphs=resolve_cuda_graphs(cfg.cuda_graphs, device, training=True)
-        and precision != "fp16",
+        cuda_graphs=_trains_graphed(cfg.cuda_graphs, device, precision),
     )
+
+
+def _trains_graphed(value: bool | None, device: torch.device, precision: str) -> bool:
+    """Whether a path's training asks for the whole step as a CUDA graph, as ``i2i run``
+    resolves ``value``; :func:`train_step_fn` then asks the built step
+    (``training_graphs_blocker``), whose fp16 rule is checked here already for the label."""
+    return resolve_cuda_graphs(value, device, training=True) and precision != "fp16"
 
 
 def _proposed_channels_last(device: torch.device, precision: str, *, training: bool) -> bool:
@@ -165,7 +170,7 @@ def proposed_training(device: torch.device | None = None) -> PathSettings:
     device = device or bench_device()
     base = engine_defaults(device)
     auto = _proposed_channels_last(device, base.precision, training=True)
-    graphs = resolve_cuda_graphs(True, device, training=True) and base.precision != "fp16"
+    graphs = _trains_graphed(True, device, base.precision)
     return dataclasses.replace(base, name="i2i+", channels_last=auto, cuda_graphs=graphs)
 
 
@@ -320,10 +325,13 @@ def train_step_fn(setup: TrainSetup, settings: PathSettings, seed: int = 0) -> C
         step = build_train_step(setup, settings, seed)
     batch = synthetic_batch(setup, seed)
     train = step.train_step
-    if settings.cuda_graphs and not settings.compile:
+    if settings.cuda_graphs:
         from i2i.engine.graphed_step import GraphedTrainStep, training_graphs_blocker
 
-        if training_graphs_blocker(step, bench_device(), precision=settings.precision) is None:
+        blocker = training_graphs_blocker(
+            step, bench_device(), precision=settings.precision, compiled=settings.compile
+        )
+        if blocker is None:
             train = GraphedTrainStep(step)
 
     def run() -> None:

@@ -125,10 +125,6 @@ class GraphedTrainStep:
     def device(self) -> torch.device:
         return torch.device(getattr(self.step, "device", "cpu"))
 
-    def clear(self) -> None:
-        """Drop every graph (the next steps capture again)."""
-        self._graphs.clear()
-
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         if self.device.type != "cuda" or self.failure is not None:
             return self.step.train_step(batch)
