@@ -3,7 +3,7 @@
 #   bash benchmarks/gpu_session.sh [OUT_DIR] [STAGES]   (OUT_DIR: default $OUT, else /tmp/i2i-gpu;
 #                                                        STAGES: gpu (default), host or gpu,host)
 # 1. the machine and the packages it has; 2. the tests that need a GPU; 3. `i2i doctor`, a short
-# `i2i run` (also with --cuda-graphs) and `i2i translate` on the GPU (the engine's CUDA path end to end; with
+# `i2i run` (also with --cuda-graphs, pix2pix and cyclegan) and `i2i translate` on the GPU (the engine's CUDA path end to end; with
 # I2I_GPU_FP16=1 also in fp16); 4. the benchmark table (every path; with I2I_GPU_COMPILE=1 also
 # under torch.compile, which takes minutes more). The host stage times the CPU rows on two of
 # the host's physical cores (taskset, 2 threads), as this project's 2-core machines run them (with
@@ -62,6 +62,10 @@ stage() { echo; echo "## $(date -u +%H:%M:%S) $*"; }
         --max-steps 100 --log-every 20 --device cuda --cuda-graphs \
         --out /tmp/i2i-runs/colorize-graphs 2>&1 | tee "$out/run_graphs.log" &&
         cp /tmp/i2i-runs/colorize-graphs/resolved.json "$out/resolved_graphs.json"
+    stage "i2i run --recipe cyclegan --cuda-graphs (image pools drawn before each replay)"
+    timeout 100 "$py" -m i2i run --task colorize --recipe cyclegan \
+        --recipe-opt lambda_identity=0 --epochs 1 --max-steps 60 --log-every 20 --device cuda \
+        --cuda-graphs --out /tmp/i2i-runs/cyclegan-graphs 2>&1 | tee -a "$out/run_graphs.log"
     if grep -q "could not be captured" "$out/run_graphs.log"; then
         echo "CUDA graphs: the capture FAILED in i2i run (the step ran eagerly)"
     fi

@@ -367,8 +367,9 @@ class RecipeStep:
     agree: Callable[[bool], bool] | None = None
     #: Whether :meth:`train_step` may be captured as one CUDA graph and replayed
     #: (:mod:`i2i.engine.graphed_step`): it never reads a value back to the host (outside
-    #: ``skip_nonfinite``), keeps no state in Python that changes from step to step, and takes
-    #: its batch's tensors by key. False unless the class that defines ``train_step`` says so
+    #: ``skip_nonfinite``), keeps no state in Python that changes from step to step (what it
+    #: must decide on the host goes in :meth:`prepare_batch`), and takes its batch's tensors
+    #: by key. False unless the class that defines ``train_step`` says so
     #: (docs/plugins/recipe.md, *Wrapping*).
     graph_capturable: bool = False
 
@@ -407,6 +408,18 @@ class RecipeStep:
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Update on one batch; returns detached losses (the loop reads them when it logs)."""
         raise NotImplementedError
+
+    def prepare_batch(self, batch: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``batch`` with what the step decides on the host before it runs, as tensors added
+        by key (default: ``batch`` itself).
+
+        A step replayed as a CUDA graph (:mod:`i2i.engine.graphed_step`) cannot draw random
+        numbers in Python or count in Python inside :meth:`train_step`: the graph would
+        replay the first step's decisions forever. Such a step draws here instead; the wrapper
+        calls this once per batch and hands the result to :meth:`train_step`, whose graph reads
+        the draws from their tensors. Called without them, :meth:`train_step` draws itself.
+        """
+        return batch
 
     # ----------------------------------------------------------------- defaults
 

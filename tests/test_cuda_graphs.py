@@ -173,6 +173,57 @@ def test_a_graphed_training_step_trains_as_the_eager_one(dropout):
 
 
 @needs_cuda
+def test_a_graphed_cyclegan_step_trains_as_the_eager_one_pools_included():
+    """CycleGAN's pools draw on the host before each replay (``prepare_batch``) and the
+    graph swaps the images in its bank: the same losses, weights and pooled images."""
+    from i2i import RecipeSetup
+    from i2i.catalog import Catalog
+    from i2i.config import resolve_config
+    from i2i.engine.graphed_step import GraphedTrainStep
+    from i2i.plugins import make_plugin_manager
+
+    catalog = Catalog.from_plugin_manager(make_plugin_manager())
+    cfg = resolve_config(
+        catalog, "facades", recipe="cyclegan", generator="resnet_6blocks",
+        generator_kwargs={"ngf": 8}, discriminator="patch16", discriminator_kwargs={"ndf": 8},
+        crop_size=64, load_size=72, device="cuda", precision="fp32",
+        recipe_options={"pool_size": 3},
+    )  # fmt: skip
+    task = catalog.tasks.get("facades").obj
+
+    def build():
+        torch.manual_seed(0)
+        setup = RecipeSetup.for_run(
+            cfg, task=task, catalog=catalog, device=torch.device("cuda"), precision="fp32"
+        )
+        return catalog.recipes.get("cyclegan").obj.build(setup)
+
+    torch.backends.cudnn.deterministic = True
+    try:
+        eager, graphed_step = build(), build()
+        graphed = GraphedTrainStep(graphed_step, warmup=2)
+        batches = [_train_batch(s, batch=1) for s in range(10)]  # full pools from step 4
+        want = [eager.train_step(b) for b in batches]
+        got = [graphed(b) for b in batches]
+        assert graphed.captures == 1 and graphed.failure is None
+        for w, g in zip(want, got, strict=True):
+            for k in w:
+                torch.testing.assert_close(g[k], w[k], atol=1e-4, rtol=1e-4)
+        for role, module in eager.modules().items():
+            for a, b in zip(
+                module.state_dict().values(),
+                graphed_step.modules()[role].state_dict().values(),
+                strict=True,
+            ):
+                torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+        for judge, pool in eager.pools.items():
+            for a, b in zip(pool.images, graphed_step.pools[judge].images, strict=True):
+                torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+    finally:
+        torch.backends.cudnn.deterministic = False
+
+
+@needs_cuda
 def test_a_new_learning_rate_or_batch_shape_captures_again():
     from i2i.engine.graphed_step import GraphedTrainStep
 

@@ -102,3 +102,89 @@ def test_bad_sizes_and_states_are_refused():
         small.load_state_dict({"images": [torch.zeros(3, 4, 4)] * 3, "count": 3})
     with pytest.raises(ValueError, match="'count' is 2"):
         small.load_state_dict({"images": [torch.zeros(3, 4, 4)], "count": 2})
+
+
+class OfficialPool:
+    """The official code's ImagePool, with its draws from a torch generator as i2i's are."""
+
+    def __init__(self, size: int, generator: torch.Generator):
+        self.size, self.generator, self.images = size, generator, []
+
+    def query(self, images: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for image in images:
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif float(torch.rand((), generator=self.generator)) > 0.5:
+                index = int(torch.randint(self.size, (), generator=self.generator))
+                out.append(self.images[index].clone())
+                self.images[index] = image.clone()
+            else:
+                out.append(image)
+        return out
+
+
+def _same_as_official(pool: ImagePool, official: OfficialPool, batch: torch.Tensor) -> None:
+    got, want = pool.query(batch), official.query(batch)
+    assert len(got) == len(want)
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    assert len(pool) == len(official.images)
+    assert all(torch.equal(g, w) for g, w in zip(pool.images, official.images, strict=True))
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+def test_the_bank_gives_and_keeps_what_the_official_pool_would(size):
+    pool = ImagePool(size, generator=torch.Generator().manual_seed(5))
+    official = OfficialPool(size, torch.Generator().manual_seed(5))
+    sizes = torch.Generator().manual_seed(size)
+    for step in range(40):  # filling, then full; batches of 1-3 (a slot may be hit twice)
+        n = int(torch.randint(1, 4, (), generator=sizes))
+        batch = torch.rand(n, 3, 4, 4, generator=torch.Generator().manual_seed(step))
+        _same_as_official(pool, official, batch)
+
+
+def test_images_of_other_sizes_are_kept_as_the_official_pool_keeps_them():
+    """``--preprocess scale_width`` at batch 1: each image its own size; the pool goes on as a
+    list, and back to one bank when every stored image has the new images' size."""
+    pool = ImagePool(3, generator=torch.Generator().manual_seed(2))
+    official = OfficialPool(3, torch.Generator().manual_seed(2))
+    heights = [8, 8, 8, 8, 12, 8, 12, 16, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8]
+    for step, h in enumerate(heights):
+        image = torch.rand(1, 3, h, 8, generator=torch.Generator().manual_seed(step))
+        _same_as_official(pool, official, image)
+    assert pool._bank is not None  # the last stretch of one size made a bank again
+
+
+def test_pool_draws_made_first_then_applied_give_what_a_query_gives():
+    a, b = ImagePool(2, seed=4), ImagePool(2, seed=4)
+    for step in range(10):
+        batch = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(step))
+        draws = b.draw(2)
+        assert torch.equal(a.query(batch), b.apply(batch, draws))
+    with pytest.raises(ValueError, match="2 decisions for 3 images"):
+        b.apply(torch.rand(3, 3, 4, 4), b.draw(2))
+
+
+def test_channels_last_batches_come_back_channels_last_in_their_dtype():
+    pool = ImagePool(2, seed=0)
+    for _ in range(6):
+        batch = torch.rand(2, 3, 8, 8).to(torch.bfloat16)
+        out = pool.query(batch.contiguous(memory_format=torch.channels_last))
+        assert out.dtype == torch.bfloat16
+        assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_checkpoint_holds_the_stored_images_alone_and_loads_into_the_same_bank():
+    pool = ImagePool(50, seed=0)
+    pool.query(torch.rand(3, 3, 64, 64))
+    buffer = io.BytesIO()
+    torch.save(pool.state_dict(), buffer)
+    image_bytes = 3 * 64 * 64 * 4
+    assert len(buffer.getvalue()) < 4 * image_bytes  # 3 images, not 3 views of a 51-row bank
+
+    bank = pool._bank
+    saved = {"images": [torch.full((3, 64, 64), float(k)) for k in range(2)], "count": 2}
+    pool.load_state_dict(saved)
+    assert pool._bank is bank and len(pool) == 2  # a CUDA graph holding the bank still sees it
+    assert [float(t.mean()) for t in pool.images] == [0.0, 1.0]

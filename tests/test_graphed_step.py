@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from i2i.catalog import Catalog
 from i2i.cli import build_cli
 from i2i.config import RunConfig
 from i2i.engine.graphed_step import GraphedTrainStep, training_graphs_blocker
@@ -85,7 +86,7 @@ def test_what_keeps_a_step_eager(kw, why):
 
 
 def test_a_recipe_step_that_does_not_say_so_stays_eager():
-    from i2i_cyclegan.recipe import CycleGANStep  # its image pool decides in Python each step
+    from i2i_cyclegan.recipe import CycleGANStep  # draws its image pools before the step
 
     class Plain:
         def train_step(self, batch):
@@ -95,9 +96,12 @@ def test_a_recipe_step_that_does_not_say_so_stays_eager():
         def train_step(self, batch):
             return super().train_step(batch)
 
-    for step in (Plain(), CycleGANStep.__new__(CycleGANStep), MyPix2Pix.__new__(MyPix2Pix)):
+    for step in (Plain(), MyPix2Pix.__new__(MyPix2Pix)):
         why = training_graphs_blocker(step, CUDA, precision="fp32")
         assert "does not allow capture" in why, type(step)
+    assert (
+        training_graphs_blocker(CycleGANStep.__new__(CycleGANStep), CUDA, precision="fp32") is None
+    )
     assert "several sizes" in training_graphs_blocker(
         _step(), CUDA, precision="fp32", fixed_sizes=False
     )
@@ -240,3 +244,133 @@ def test_asked_for_off_a_gpu_the_run_says_why_not_and_trains(tmp_path):
     result = CliRunner().invoke(cli, list(map(str, args)), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "CUDA graphs off: not on a CUDA device" in result.output
+
+
+# ------------------------------------------------------- replayed as recorded (emulated graphs)
+
+
+@pytest.fixture
+def emulated_cuda(fake_cuda, monkeypatch):
+    """GraphedTrainStep with CUDA graphs emulated on the CPU (tests/cuda_graph_emulator.py):
+    a capture records the step's operations and leaves no trace, a replay runs the recording.
+    A step that decides anything in Python during the step trains differently replayed."""
+    import contextlib
+
+    from i2i.engine import graphed_step as gs
+    from tests import cuda_graph_emulator as emu
+
+    @contextlib.contextmanager
+    def capture(graph):
+        try:
+            with emu.capture(graph):
+                yield
+        except emu.HostReadDuringCapture as exc:
+            raise gs.CaptureFailed() from exc
+
+    monkeypatch.setattr(gs, "capture", capture)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", emu.EmulatedGraph)
+
+
+def _cyclegan_step(pool_size: int = 2):
+    from i2i import RecipeSetup
+    from i2i.config import resolve_config
+
+    catalog = Catalog.from_plugin_manager(make_plugin_manager())
+    cfg = resolve_config(
+        catalog, "facades", recipe="cyclegan", generator="resnet_6blocks",
+        generator_kwargs={"ngf": 4}, discriminator="patch16", discriminator_kwargs={"ndf": 4},
+        crop_size=32, load_size=36, device="cpu", precision="fp32",
+        recipe_options={"pool_size": pool_size},
+    )  # fmt: skip
+    setup = RecipeSetup(
+        config=cfg, options=cfg.recipe_options, task=catalog.tasks.get("facades").obj,
+        catalog=catalog,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return catalog.recipes.get("cyclegan").obj.build(setup)
+
+
+def _train_alike(make_step, batches, *, warmup=1):
+    """Losses and weights of the same step trained eagerly and through emulated graphs."""
+    eager, graphed = make_step(), make_step()
+    wrapper = GraphedTrainStep(graphed, warmup=warmup)
+    torch.manual_seed(1)
+    want = [eager.train_step(b) for b in batches]
+    torch.manual_seed(1)
+    got = [wrapper(b) for b in batches]
+    return eager, graphed, wrapper, want, got
+
+
+def _assert_same_training(eager, graphed, want, got):
+    for step, (w, g) in enumerate(zip(want, got, strict=True)):
+        assert w.keys() == g.keys()
+        for k in w:
+            torch.testing.assert_close(g[k], w[k], rtol=1e-5, atol=1e-6, msg=f"{k} at {step}")
+    for role, module in eager.modules().items():
+        for (name, a), b in zip(
+            module.state_dict().items(), graphed.modules()[role].state_dict().values(), strict=True
+        ):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=f"{role}.{name}")
+
+
+def _fused_pix2pix_step(cls=Pix2PixStep):
+    """A tiny pix2pix step with dropout and fused Adam (the kernel a capture uses)."""
+    torch.manual_seed(0)
+    gen, disc = tiny_unet(3, 3, ngf=4, dropout=True), patch16(6, ndf=4)
+    obj = Objective.parse("gan=1,l1=100", tiny_catalog().losses)
+    return cls(
+        gen, disc, obj,
+        torch.optim.Adam(gen.parameters(), lr=1e-3, fused=True),
+        torch.optim.Adam(disc.parameters(), lr=1e-3, fused=True),
+    )  # fmt: skip
+
+
+def test_pix2pix_replayed_as_recorded_trains_as_eagerly(emulated_cuda):
+    batches = [_batch(s) for s in range(5)]
+    eager, graphed, wrapper, want, got = _train_alike(_fused_pix2pix_step, batches)
+    assert wrapper.captures == 1 and wrapper.failure is None
+    _assert_same_training(eager, graphed, want, got)
+
+
+def test_cyclegan_replayed_as_recorded_trains_as_eagerly_pools_included(emulated_cuda):
+    batches = [{k: v[:1] for k, v in _batch(s).items()} for s in range(7)]
+    eager, graphed, wrapper, want, got = _train_alike(_cyclegan_step, batches)
+    assert wrapper.captures == 1 and wrapper.failure is None
+    _assert_same_training(eager, graphed, want, got)
+    for judge, pool in eager.pools.items():  # the same images went in and came out
+        assert len(pool) == 2
+        for a, b in zip(pool.images, graphed.pools[judge].images, strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert (
+        eager.pools["D_X"].generator.get_state().equal(graphed.pools["D_X"].generator.get_state())
+    )
+
+
+def test_the_emulator_catches_a_step_that_decides_in_python(emulated_cuda, monkeypatch):
+    """The counter-test: CycleGAN drawing its pools inside the step (as before it had
+    prepare_batch) reads values back during the capture; a step whose loss weight changes in
+    Python each step trains differently replayed."""
+    from i2i_cyclegan.recipe import CycleGANStep
+
+    monkeypatch.setattr(CycleGANStep, "prepare_batch", lambda self, batch: batch)
+    step = _cyclegan_step(pool_size=2)
+    wrapper = GraphedTrainStep(step, warmup=3)  # the pools are full when it captures
+    with pytest.warns(RuntimeWarning, match="read back to the host"):
+        for s in range(4):
+            wrapper({k: v[:1] for k, v in _batch(s).items()})
+    assert wrapper.failure is not None
+
+    class Counting(Pix2PixStep):
+        graph_capturable = True
+
+        def train_step(self, batch):
+            self.calls = getattr(self, "calls", 0) + 1  # a Python decision per step
+            return super().train_step({**batch, "target": batch["target"] / self.calls})
+
+    batches = [_batch(s) for s in range(4)]
+    eager, graphed, wrapper, want, got = _train_alike(
+        lambda: _fused_pix2pix_step(Counting), batches
+    )
+    assert wrapper.captures == 1
+    with pytest.raises(AssertionError):
+        _assert_same_training(eager, graphed, want, got)

@@ -12,7 +12,9 @@ replays it: one launch a step, the same update.
 What the graph depends on besides the batch's shapes (the learning rates, which the schedule
 changes once an epoch; the modules' train/eval modes; optimizer states replaced by loading a
 checkpoint) is checked at every call: a change captures the step again. Random numbers
-(dropout) are drawn afresh at each replay from the default CUDA generator. A step that cannot
+(dropout) are drawn afresh at each replay from the default CUDA generator; what a step decides
+on the host (CycleGAN's image pools) it decides in ``prepare_batch`` before each call, and the
+graph reads those decisions as inputs, as it reads the batch. A step that cannot
 be captured (one that reads a value back to the host, as ``--on-nonfinite skip`` does) runs
 eagerly from then on, after one warning (:attr:`GraphedTrainStep.failure` says why), with the
 CUDA random generators as they were before the attempt. ``i2i run --cuda-graphs`` wraps a
@@ -128,6 +130,9 @@ class GraphedTrainStep:
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         if self.device.type != "cuda" or self.failure is not None:
             return self.step.train_step(batch)
+        prepare = getattr(self.step, "prepare_batch", None)
+        if prepare is not None:  # the host's decisions for this batch, as graph inputs
+            batch = prepare(batch)
         shape = _shape_key(batch)
         state = self._state_key()
         entry = self._graphs.get(shape)

@@ -66,12 +66,19 @@ X_TO_Y, Y_TO_X = "G", "F"
 JUDGE_X, JUDGE_Y = "D_X", "D_Y"
 
 
+#: The batch keys of the image pools' draws (:meth:`CycleGANStep.prepare_batch`), by pool.
+POOL_DRAWS = {JUDGE_Y: "pool_draws_y", JUDGE_X: "pool_draws_x"}
+
+
 class CycleGANStep(RecipeStep):
     """One CycleGAN update of G, F (together) then D_X, D_Y (together) on an unpaired batch.
 
     ``batch["input"]`` holds images of X, ``batch["target"]`` images of Y (their pairing, if
-    any, is never used).
+    any, is never used). The image pools draw on the host in :meth:`prepare_batch` where the
+    step is replayed as a CUDA graph (``i2i run --cuda-graphs``), else during the step.
     """
+
+    graph_capturable = True
 
     def __init__(
         self,
@@ -133,6 +140,17 @@ class CycleGANStep(RecipeStep):
             if saved is not None:
                 pool.load_state_dict(saved)
 
+    def prepare_batch(self, batch: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``batch`` with both pools' draws for it (D_Y's fakes are G(x), D_X's are F(y))."""
+        sizes = {JUDGE_Y: len(batch["input"]), JUDGE_X: len(batch["target"])}
+        return {**batch, **{key: self.pools[j].draw(sizes[j]) for j, key in POOL_DRAWS.items()}}
+
+    def _pooled(self, judge: str, fakes: Tensor, batch: Mapping[str, Any]) -> Tensor:
+        """``fakes`` mixed with ``judge``'s pool, by the batch's draws or by drawing now."""
+        pool = self.pools[judge]
+        draws = batch.get(POOL_DRAWS[judge])
+        return pool.apply(fakes, pool.draw(len(fakes)) if draws is None else draws)
+
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         x = self.to_device(batch["input"])
         y = self.to_device(batch["target"])
@@ -176,8 +194,8 @@ class CycleGANStep(RecipeStep):
 
         # D_X and D_Y on real images and pooled fakes
         self.opt_d.zero_grad(set_to_none=True)
-        pooled_y = self.pools[JUDGE_Y].query(fake_y.detach())
-        pooled_x = self.pools[JUDGE_X].query(fake_x.detach())
+        pooled_y = self._pooled(JUDGE_Y, fake_y, batch)
+        pooled_x = self._pooled(JUDGE_X, fake_x, batch)
         with autocast(self.device, self.precision):
             d_y, d_parts_y = self.objective.discriminator_loss(self._call[JUDGE_Y], y, pooled_y)
             d_x, d_parts_x = self.objective.discriminator_loss(self._call[JUDGE_X], x, pooled_x)
