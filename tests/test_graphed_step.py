@@ -313,11 +313,11 @@ def _assert_same_training(eager, graphed, want, got):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=f"{role}.{name}")
 
 
-def _fused_pix2pix_step(cls=Pix2PixStep):
+def _fused_pix2pix_step(cls=Pix2PixStep, objective="gan=1,l1=100"):
     """A tiny pix2pix step with dropout and fused Adam (the kernel a capture uses)."""
     torch.manual_seed(0)
     gen, disc = tiny_unet(3, 3, ngf=4, dropout=True), patch16(6, ndf=4)
-    obj = Objective.parse("gan=1,l1=100", tiny_catalog().losses)
+    obj = Objective.parse(objective, tiny_catalog().losses)
     return cls(
         gen, disc, obj,
         torch.optim.Adam(gen.parameters(), lr=1e-3, fused=True),
@@ -325,9 +325,19 @@ def _fused_pix2pix_step(cls=Pix2PixStep):
     )  # fmt: skip
 
 
-def test_pix2pix_replayed_as_recorded_trains_as_eagerly(emulated_cuda):
+@pytest.mark.parametrize(
+    ("objective", "precision"),
+    [("gan=1,l1=100", "fp32"), ("gan=1,l1=100", "bf16"), ("lsgan=1", "fp32"),
+     ("hinge=1,l2=10", "fp32"), ("wgan_gp=1", "fp32")],
+)  # fmt: skip
+def test_pix2pix_replayed_as_recorded_trains_as_eagerly(emulated_cuda, objective, precision):
+    def make():
+        step = _fused_pix2pix_step(objective=objective)
+        step.precision = precision  # bf16: under autocast, whose casts the graph holds
+        return step
+
     batches = [_batch(s) for s in range(5)]
-    eager, graphed, wrapper, want, got = _train_alike(_fused_pix2pix_step, batches)
+    eager, graphed, wrapper, want, got = _train_alike(make, batches)
     assert wrapper.captures == 1 and wrapper.failure is None
     _assert_same_training(eager, graphed, want, got)
 
