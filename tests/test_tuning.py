@@ -177,6 +177,14 @@ def test_unknown_precision_is_refused():
         devices.resolve_precision("fp8", CPU, training=True)
 
 
+def test_every_training_precision_the_cli_offers_has_a_dtype():
+    from i2i.config import PRECISIONS
+
+    assert ("auto", *devices.DTYPES) == PRECISIONS
+    for name in ("fp32", "bf16"):  # fp16 needs a GPU
+        assert devices.resolve_precision(name, CPU, training=True) == name
+
+
 def test_the_real_measurement_on_tiny_shapes_gives_a_ratio():
     assert tuning.bf16_conv_speedup(reps=1, channels=4, size=4) > 0
 

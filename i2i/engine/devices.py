@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from i2i.config import PRECISIONS
+
 if TYPE_CHECKING:
     from i2i.engine.bf16_copies import Bf16WeightCopies
 
+#: The torch dtype of each training precision but "auto" (the names: i2i.config.PRECISIONS).
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISIONS = ("auto", *DTYPES)
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
