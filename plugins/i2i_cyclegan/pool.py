@@ -56,8 +56,9 @@ class ImagePool:
 
     The images are kept in one bank, a tensor of ``size + 1`` rows (the last one takes the
     writes of images that are not stored), while they all have one shape: every fixed-size
-    training run. Images of another shape than those stored (``--preprocess scale_width`` and
-    the like) turn the bank into a list from then on, as the official pool keeps them.
+    training run. An image of another shape than those stored (``--preprocess scale_width``
+    and the like) turns the bank into a list, as the official pool keeps them, until the
+    stored images and a new batch have one shape again.
     """
 
     def __init__(
@@ -142,7 +143,7 @@ class ImagePool:
         bank = self._bank
         if bank is not None and tuple(bank.shape[1:]) == shape and bank.device == images.device:
             return bank
-        if bank is not None:  # another shape: a list from now on (rows being filled included)
+        if bank is not None:  # another shape or device: a list (rows being filled included)
             self._loose, self._bank = list(bank[: self._count].clone().unbind(0)), None
         if any(tuple(t.shape) != shape for t in self._loose):
             return None
