@@ -147,9 +147,8 @@ class CycleGANStep(RecipeStep):
 
     def _pooled(self, judge: str, fakes: Tensor, batch: Mapping[str, Any]) -> Tensor:
         """``fakes`` mixed with ``judge``'s pool, by the batch's draws or by drawing now."""
-        pool = self.pools[judge]
-        draws = batch.get(POOL_DRAWS[judge])
-        return pool.apply(fakes, pool.draw(len(fakes)) if draws is None else draws)
+        pool, draws = self.pools[judge], batch.get(POOL_DRAWS[judge])
+        return pool.query(fakes) if draws is None else pool.apply(fakes, draws)
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         x = self.to_device(batch["input"])
