@@ -188,3 +188,27 @@ def test_a_checkpoint_holds_the_stored_images_alone_and_loads_into_the_same_bank
     pool.load_state_dict(saved)
     assert pool._bank is bank and len(pool) == 2  # a CUDA graph holding the bank still sees it
     assert [float(t.mean()) for t in pool.images] == [0.0, 1.0]
+
+
+def test_a_pool_state_saved_before_the_bank_resumes_as_the_official_pool_goes_on():
+    """Checkpoints written before the bank hold the list pool's state: its stored images (any
+    layout), their count and the generator's state. Loaded, the pool draws and returns what
+    the uninterrupted official pool does."""
+    official = OfficialPool(4, torch.Generator().manual_seed(8))
+    for step in range(5):
+        official.query(torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(step)))
+    old_state = {  # the old ImagePool.state_dict(), as torch.load(weights_only=True) reads it
+        "images": [
+            t[None].contiguous(memory_format=torch.channels_last)[0] for t in official.images
+        ],
+        "count": len(official.images),
+        "rng": official.generator.get_state(),
+    }
+    buffer = io.BytesIO()
+    torch.save(old_state, buffer)
+    buffer.seek(0)
+    pool = ImagePool(4, seed=123)
+    pool.load_state_dict(torch.load(buffer, weights_only=True))
+    for step in range(5, 15):
+        batch = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(step))
+        _same_as_official(pool, official, batch)
