@@ -8,12 +8,14 @@ import io
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from i2i.catalog import Catalog
 from i2i.engine import devices, tuning
 from i2i.engine.tuning import CpuFeatures
 from i2i.inference import load
 from i2i.inference.packing import (
+    SUBPIXEL_KINDS,
     is_packed,
     pack_convolutions,
     packing_available,
@@ -142,15 +144,17 @@ def test_a_packed_unet_saves_loads_copies_and_converts_as_the_model_it_is():
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_a_packed_transposed_convolution_gives_its_result_at_every_size(channels_last, dtype):
     """4 x 4 stride-2 layers: packed for the first input's size, right at the others too; with
-    bf16 weights they run as four sub-pixel phases at 8-16 px, transposed elsewhere."""
+    bf16 weights and every sub-pixel kind allowed this thin one runs as four sub-pixel phases
+    at 8-16 px (the deep kind's sizes) and from 32 px, transposed at 4 px."""
     torch.manual_seed(0)
     layer = nn.ConvTranspose2d(16, 8, 4, 2, 1).to(dtype)
     plain = {k: v.clone() for k, v in layer.state_dict().items()}
-    inputs = [torch.randn(2, 16, h, w) for h, w in ((8, 8), (16, 12), (4, 4), (32, 8), (9, 15))]
+    sizes = ((8, 8), (16, 12), (4, 4), (32, 8), (9, 15), (32, 40))
+    inputs = [torch.randn(2, 16, h, w) for h, w in sizes]
     inputs.append(inputs[0][:1])  # another batch size
     with torch.no_grad():
         expected = [layer(x.to(dtype)).float() for x in inputs]
-        pack_convolutions(layer, channels_last=channels_last)
+        pack_convolutions(layer, channels_last=channels_last, subpixel=SUBPIXEL_KINDS)
         for x, want in zip(inputs, expected, strict=True):
             got = layer(x).float()
             assert got.shape == want.shape
@@ -161,6 +165,62 @@ def test_a_packed_transposed_convolution_gives_its_result_at_every_size(channels
     assert all(torch.equal(layer.state_dict()[k], v) for k, v in plain.items())
     unpack_convolutions(layer)
     assert all(torch.equal(layer.state_dict()[k], v) for k, v in plain.items())
+
+
+class _OneDnnOps(TorchDispatchMode):
+    """Counts the oneDNN convolution ops that run: transposed or plain (the sub-pixel form)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.name()
+        if name.startswith("mkldnn::_convolution"):
+            self.ops.append("transposed" if "transpose" in name else "subpixel")
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("kinds", [(), ("deep",), ("thin",), SUBPIXEL_KINDS])
+def test_bf16_transposed_layers_run_as_subpixel_phases_of_the_kinds_asked_for(kinds):
+    """``deep``: inputs of 8-16 px; ``thin``: fewer than 16 output channels, from 32 px. The
+    same result to rounding either way, and never in fp32."""
+    torch.manual_seed(0)
+    wide, thin = nn.ConvTranspose2d(8, 16, 4, 2, 1), nn.ConvTranspose2d(8, 3, 4, 2, 1)
+    for layer in (wide, thin):
+        for size in (4, 8, 16, 32):
+            for dtype in (torch.bfloat16, torch.float32):
+                net = copy.deepcopy(layer).to(dtype)
+                x = torch.randn(1, 8, size, size).to(dtype)
+                with torch.no_grad():
+                    want = net(x).float()
+                    pack_convolutions(net, subpixel=kinds)
+                    with _OneDnnOps() as seen:
+                        got = net(x).float()
+                deep = "deep" in kinds and 8 <= size <= 16
+                subpixel = dtype == torch.bfloat16 and (
+                    deep or ("thin" in kinds and layer is thin and size >= 32)
+                )
+                assert seen.ops == ["subpixel" if subpixel else "transposed"], (layer, size)
+                assert (got - want).abs().max() <= 0.02 * want.abs().max()
+
+
+def test_unknown_subpixel_kinds_are_refused():
+    with pytest.raises(ValueError, match="unknown sub-pixel kinds"):
+        pack_convolutions(nn.ConvTranspose2d(4, 4, 4, 2, 1), subpixel=("everything",))
+
+
+def test_packing_follows_the_machines_subpixel_choice_and_keeps_it_through_copies(amx):
+    amx(AMX, subpixel={"deep": 0.8, "thin": 2.5})
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.ConvTranspose2d(8, 3, 4, 2, 1)).to(torch.bfloat16)
+    x = torch.randn(1, 8, 32, 32, dtype=torch.bfloat16)
+    with torch.no_grad():
+        pack_convolutions(net)
+        for copy_of in (lambda n: n, copy.deepcopy, lambda n: n.float().bfloat16()):
+            with _OneDnnOps() as seen:
+                copy_of(net)(x)
+            assert seen.ops == ["subpixel"]
 
 
 def test_weights_loaded_into_a_packed_layer_are_its_own_copy():
@@ -188,8 +248,9 @@ def module_catalog():
 def amx(monkeypatch, tmp_path):
     monkeypatch.setenv("I2I_CACHE", str(tmp_path / "cache"))
 
-    def use(cpu: CpuFeatures) -> None:
+    def use(cpu: CpuFeatures, subpixel: dict[str, float] | None = None) -> None:
         monkeypatch.setattr(tuning, "cpu_features", lambda: cpu)
+        monkeypatch.setattr(tuning, "subpixel_speedups", lambda **_: dict(subpixel or {}))
         monkeypatch.setattr(devices, "cpu_bf16_supported", lambda: cpu.bf16)
         tuning.forget_choices()
 
@@ -305,7 +366,7 @@ def test_torch_compile_runs_a_packed_unet_including_its_subpixel_layers(called_b
         for m in net.modules():  # bf16 weights: the sub-pixel path's precision
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 m.to(torch.bfloat16)
-        pack_convolutions(net, channels_last=True)
+        pack_convolutions(net, channels_last=True, subpixel=SUBPIXEL_KINDS)
         if called_before:
             expected = net(x).float()
         compiled = torch.compile(net, dynamic=True, backend="eager")  # traced with symbolic sizes

@@ -16,10 +16,19 @@ SKYLAKE = CpuFeatures("Intel Xeon (SKX)", bf16=False, amx=False, avx512_bf16=Fal
 ZEN4 = CpuFeatures("AMD EPYC (Zen 4)", bf16=True, amx=False, avx512_bf16=True, avx2=True, avx512=True)  # fmt: skip
 AMX = CpuFeatures("Intel Xeon (SPR)", bf16=True, amx=True, avx512_bf16=True, avx2=True, avx512=True)  # fmt: skip
 CPU = torch.device("cpu")
+SUB = f"{ZEN4.model} sub-pixel"  # the machine fixture's log of a sub-pixel measurement
 
 
 def _no_measure() -> float:
     raise AssertionError("the CPU's features settle this: nothing may be measured")
+
+
+def _no_subpixel() -> dict[str, float]:
+    raise AssertionError("no bf16 weights are packed here: no sub-pixel form to measure")
+
+
+#: what the sub-pixel probes measured on a 2-core AMD Zen 5 (transposed / sub-pixel time)
+ZEN5_SUBPIXEL = {"deep": 0.76, "thin": 2.48}
 
 
 @pytest.fixture
@@ -28,13 +37,18 @@ def machine(monkeypatch, tmp_path):
     monkeypatch.setenv("I2I_CACHE", str(tmp_path / "cache"))
     calls: list[str] = []
 
-    def use(cpu: CpuFeatures, ratio: float = 2.0) -> list[str]:
+    def use(cpu: CpuFeatures, ratio: float = 2.0, subpixel: dict | None = None) -> list[str]:
         def measure(**_) -> float:
             calls.append(cpu.model)
             return ratio
 
+        def measure_subpixel(**_) -> dict[str, float]:
+            calls.append(f"{cpu.model} sub-pixel")
+            return dict(ZEN5_SUBPIXEL if subpixel is None else subpixel)
+
         monkeypatch.setattr(tuning, "cpu_features", lambda: cpu)
         monkeypatch.setattr(tuning, "bf16_conv_speedup", measure)
+        monkeypatch.setattr(tuning, "subpixel_speedups", measure_subpixel)
         monkeypatch.setattr(devices, "cpu_bf16_supported", lambda: cpu.bf16)
         tuning.forget_choices()
         return calls
@@ -44,21 +58,40 @@ def machine(monkeypatch, tmp_path):
 
 
 def test_a_cpu_without_native_bf16_keeps_todays_fp32_defaults():
-    c = tuning.decide(AVX2, measure=_no_measure)
+    c = tuning.decide(AVX2, measure=_no_measure, measure_subpixel=_no_subpixel)
     assert (c.precision, c.channels_last_train, c.channels_last_infer) == ("fp32", (), True)
-    assert c.source == "features"
+    assert c.source == "features" and not c.measured and c.subpixel_infer == ()
 
 
 def test_fp32_training_goes_channels_last_where_onednn_has_avx512():
-    c = tuning.decide(SKYLAKE, measure=_no_measure)
+    c = tuning.decide(SKYLAKE, measure=_no_measure, measure_subpixel=_no_subpixel)
     assert (c.precision, c.channels_last_train, c.source) == ("fp32", ("fp32",), "features")
     assert "channels_last training" in c.describe()
 
 
-def test_amx_means_bf16_and_channels_last_without_measuring():
-    c = tuning.decide(AMX, measure=_no_measure)
-    assert (c.precision, c.channels_last_infer) == ("bf16", True)
+def test_amx_means_bf16_and_channels_last_without_measuring_bf16():
+    c = tuning.decide(AMX, measure=_no_measure, measure_subpixel=lambda: {"deep": 1.3})
+    assert (c.precision, c.channels_last_infer, c.source) == ("bf16", True, "features")
     assert set(c.channels_last_train) == {"bf16", "fp32"}
+    assert c.subpixel_infer == ("deep",) and c.measured  # the sub-pixel form is measured
+
+
+@pytest.mark.parametrize(
+    ("ratios", "want"),
+    [
+        (ZEN5_SUBPIXEL, ("thin",)),
+        ({"deep": 1.3, "thin": 1.05}, ("deep",)),  # below the margin: kept transposed
+        ({"deep": 1.1, "thin": 2.0}, ("deep", "thin")),
+        ({}, ()),  # a torch without packed convolutions measured nothing
+    ],
+)
+def test_transposed_layers_run_as_subpixel_phases_where_that_measured_faster(ratios, want):
+    for cpu in (ZEN4, AMX):
+        c = tuning.decide(cpu, measure=lambda: 2.0, measure_subpixel=lambda r=ratios: r)
+        assert c.subpixel_infer == want and c.subpixel_speedups == ratios
+    text = tuning.decide(ZEN4, lambda: 2.0, measure_subpixel=lambda: ZEN5_SUBPIXEL).describe()
+    assert "sub-pixel bf16 transposed convolutions (thin)" in text
+    assert "sub-pixel measured: deep 0.76x, thin 2.48x" in text
 
 
 @pytest.mark.parametrize(
@@ -88,15 +121,16 @@ def test_a_capped_onednn_instruction_set_hides_what_it_may_not_use(
     finally:
         tuning.cpu_features.cache_clear()
     assert (cpu.amx, cpu.avx512_bf16, cpu.avx2, cpu.avx512) == (amx, avx512_bf16, True, avx512)
-    assert ("fp32" in tuning.decide(cpu, measure=lambda: 0.9).channels_last_train) == avx512
+    decided = tuning.decide(cpu, measure=lambda: 0.9, measure_subpixel=dict)
+    assert ("fp32" in decided.channels_last_train) == avx512
     if avx512_bf16 and not amx:  # with native bf16, decided by measurement as on Zen 4
         native = dataclasses.replace(cpu, bf16=True)
-        assert tuning.decide(native, measure=lambda: 0.9).source == "measured"
+        assert tuning.decide(native, lambda: 0.9, measure_subpixel=dict).source == "measured"
 
 
 @pytest.mark.parametrize(("ratio", "want"), [(2.08, "bf16"), (1.0, "fp32"), (0.12, "fp32")])
 def test_native_bf16_without_amx_is_decided_by_measurement(ratio, want):
-    c = tuning.decide(ZEN4, measure=lambda: ratio)
+    c = tuning.decide(ZEN4, measure=lambda: ratio, measure_subpixel=dict)
     assert c.precision == want and c.source == "measured" and c.bf16_speedup == ratio
     assert c.channels_last_train == (("bf16", "fp32") if want == "bf16" else ("fp32",))
 
@@ -105,14 +139,25 @@ def test_the_measurement_runs_once_and_is_cached_in_the_cache_folder(machine, tm
     calls = machine(ZEN4, ratio=1.9)
     assert devices.resolve_precision("auto", CPU, training=True) == "bf16"
     assert devices.resolve_precision("auto", CPU, training=True) == "bf16"
-    assert calls == [ZEN4.model]
+    assert calls == [SUB, ZEN4.model]
     files = list((tmp_path / "cache").glob("speed-choices-*.json"))
-    assert len(files) == 1 and json.loads(files[0].read_text())["bf16_speedup"] == 1.9
+    assert len(files) == 1
+    cached = json.loads(files[0].read_text())
+    assert cached["bf16_speedup"] == 1.9 and cached["subpixel_speedups"] == ZEN5_SUBPIXEL
 
     tuning.forget_choices()  # a new process: reads the file, does not measure
-    assert tuning.speed_choices().precision == "bf16" and calls == [ZEN4.model]
+    c = tuning.speed_choices()
+    assert (c.precision, c.subpixel_infer, calls) == ("bf16", ("thin",), [SUB, ZEN4.model])
     tuning.speed_choices(remeasure=True)
-    assert calls == [ZEN4.model, ZEN4.model]
+    assert calls == [SUB, ZEN4.model, SUB, ZEN4.model]
+
+
+def test_an_amx_cpu_caches_its_subpixel_measurement(machine, tmp_path):
+    calls = machine(AMX, subpixel={"deep": 1.4, "thin": 1.0})
+    assert tuning.speed_choices().subpixel_infer == ("deep",)
+    tuning.forget_choices()
+    assert tuning.speed_choices().subpixel_infer == ("deep",)
+    assert calls == [f"{AMX.model} sub-pixel"]  # bf16 itself is decided by the features
 
 
 def test_feature_decisions_are_not_cached(machine, tmp_path):
@@ -126,7 +171,7 @@ def test_a_broken_cache_file_is_measured_again(machine, tmp_path):
     path = tuning.cache_file(ZEN4)
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
-    assert tuning.speed_choices().precision == "fp32" and calls == [ZEN4.model]
+    assert tuning.speed_choices().precision == "fp32" and calls == [SUB, ZEN4.model]
 
 
 def test_a_cache_file_of_the_older_format_is_measured_again(machine, tmp_path):
@@ -134,10 +179,10 @@ def test_a_cache_file_of_the_older_format_is_measured_again(machine, tmp_path):
     calls = machine(ZEN4, ratio=0.8)
     path = tuning.cache_file(ZEN4)
     path.parent.mkdir(parents=True)
-    old = dataclasses.asdict(tuning.decide(ZEN4, measure=lambda: 2.0))
+    old = dataclasses.asdict(tuning.decide(ZEN4, measure=lambda: 2.0, measure_subpixel=dict))
     path.write_text(json.dumps({**old, "channels_last_train": True}))
     c = tuning.speed_choices()
-    assert (c.precision, c.channels_last_train, calls) == ("fp32", ("fp32",), [ZEN4.model])
+    assert (c.precision, c.channels_last_train, calls) == ("fp32", ("fp32",), [SUB, ZEN4.model])
 
 
 @pytest.mark.parametrize(("cpu", "want"), [(AVX2, False), (SKYLAKE, True)])
@@ -187,6 +232,16 @@ def test_every_training_precision_the_cli_offers_has_a_dtype():
 
 def test_the_real_measurement_on_tiny_shapes_gives_a_ratio():
     assert tuning.bf16_conv_speedup(reps=1, channels=4, size=4) > 0
+
+
+def test_the_real_subpixel_measurement_on_small_shapes_gives_a_ratio_per_kind():
+    from i2i.inference.packing import packing_available
+
+    ratios = tuning.subpixel_speedups(reps=1, scale=8)
+    if not packing_available():
+        assert ratios == {}
+    else:
+        assert sorted(ratios) == ["deep", "thin"] and all(r > 0 for r in ratios.values())
 
 
 def test_choices_describe_how_they_were_decided():
@@ -254,7 +309,8 @@ def test_doctor_names_the_gpu_and_its_autotuner_only_where_there_is_one(machine,
     machine(AMX)
     cli = build_cli(pm)
     plain = CliRunner().invoke(cli, ["doctor"]).output
-    assert "gpu" not in plain and "cudnn" not in plain
+    labels = [line.split(" ", 1)[0] for line in plain.splitlines()]
+    assert "gpu" not in labels and "cudnn" not in labels and "cpu" in labels
     props = SimpleNamespace(name="NVIDIA H200", major=9, minor=0, total_memory=139 * 2**30)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)

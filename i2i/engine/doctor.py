@@ -3,7 +3,8 @@
 Shows torch, threads, the device ``auto`` picks, the CPU's features, a CUDA GPU where there
 is one (with the cuDNN autotuner ``i2i run`` uses there), the speed choices of
 :mod:`i2i.engine.tuning` with how they were decided, and the cache file holding a
-measurement. ``--remeasure`` times the bf16 / fp32 convolution again (about a second).
+measurement. ``--remeasure`` times the bf16 / fp32 convolution and the sub-pixel transposed
+convolutions again (about a second; on a quiet machine, as the first time should be).
 
 >>> from click.testing import CliRunner
 >>> "precision auto" in CliRunner().invoke(doctor_cmd, []).output
@@ -61,7 +62,11 @@ def doctor_report(*, remeasure: bool = False) -> dict:
 
 
 @click.command("doctor")
-@click.option("--remeasure", is_flag=True, help="Time bf16 against fp32 again and cache it.")
+@click.option(
+    "--remeasure",
+    is_flag=True,
+    help="Time bf16 against fp32 and the sub-pixel transposed convolutions again, and cache it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor_cmd(remeasure: bool, as_json: bool) -> None:
     """Show this machine's features and the speed settings `auto` picks on it.
@@ -69,7 +74,8 @@ def doctor_cmd(remeasure: bool, as_json: bool) -> None:
     Precision, channels_last and the Adam flavour are decided from the CPU's features where
     those settle it (no native bf16: fp32; AMX: bf16), else by a short measurement cached per
     machine and torch version in $I2I_CACHE (default $XDG_CACHE_HOME/i2i or ~/.cache/i2i).
-    --precision and --channels-last flags override them.
+    Where bf16 is native, which transposed convolutions run as sub-pixel phases in bf16
+    inference is measured too. --precision and --channels-last flags override them.
     """
     from i2i.engine.tuning import cpu_features
 

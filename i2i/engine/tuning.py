@@ -5,7 +5,9 @@ benchmarks/README.md): on a CPU without native bf16 (AMD Zen 3, AVX2) bf16 convo
 emulated at 0.12x fp32; with AMX (Intel Sapphire Rapids and later) they run 6.7x faster than
 fp32; with AVX512_BF16 alone about 2x on AMD Zen 4/5 but 0.6x on an Intel Xeon whose AMX the
 hypervisor hides. fp32 training runs faster channels_last where oneDNN has AVX-512 and slower
-where it has AVX2 only. :func:`decide` turns the CPU's features into :class:`SpeedChoices` where
+where it has AVX2 only. Which transposed convolutions run faster as sub-pixel phases in packed
+bf16 inference differs too (AMX machine and Zen 5 disagree), so that is always measured where
+bf16 is native. :func:`decide` turns the CPU's features into :class:`SpeedChoices` where
 they settle the question, and otherwise measures a short bf16 against fp32 convolution (well
 under a second). :func:`speed_choices` caches the result as JSON
 in the user's cache folder (``$I2I_CACHE``, else ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``),
@@ -15,8 +17,10 @@ keyed by the CPU and the torch version; ``i2i doctor`` shows it. Flags (``--prec
 >>> cpu = CpuFeatures(model="test", bf16=False, amx=False, avx512_bf16=False, avx2=True)
 >>> decide(cpu).precision, decide(cpu).source
 ('fp32', 'features')
->>> decide(CpuFeatures("test", bf16=True, amx=True, avx512_bf16=True, avx2=True)).precision
-'bf16'
+>>> amx = CpuFeatures("test", bf16=True, amx=True, avx512_bf16=True, avx2=True)
+>>> c = decide(amx, measure_subpixel=lambda: {"deep": 1.3, "thin": 0.9})
+>>> c.precision, c.subpixel_infer
+('bf16', ('deep',))
 """
 
 from __future__ import annotations
@@ -36,10 +40,17 @@ import torch
 
 CACHE_ENV = "I2I_CACHE"
 #: 2: prepack_infer; 3: channels_last_train per precision; 4: bf16 packing where native;
-#: 5: prepack_infer_single (fp32 packing for one image at a time with AVX-512)
-CACHE_VERSION = 5
+#: 5: prepack_infer_single (fp32 packing for one image at a time with AVX-512);
+#: 6: subpixel_infer (measured, no longer the AMX machine's rule everywhere)
+CACHE_VERSION = 6
 #: bf16 becomes ``auto`` only where its convolutions measured at least this much faster
 BF16_MIN_RATIO = 1.25
+#: a kind of transposed convolution runs as sub-pixel phases only where that measured at least
+#: this much faster (the forms give the same result to rounding, not bit for bit)
+SUBPIXEL_MIN_RATIO = 1.1
+#: each kind's layer, timed both ways at batch 1 in bf16: (in channels, out channels, input px).
+#: ``deep``: unet_256's decoder at 8 px (1024 -> 512); ``thin``: its last layer (128 -> 3)
+SUBPIXEL_PROBES = {"deep": (1024, 512, 8), "thin": (128, 3, 128)}
 
 
 @dataclass(frozen=True)
@@ -183,7 +194,12 @@ class SpeedChoices:
       pre-packed for oneDNN (:mod:`i2i.inference.packing`);
     - ``prepack_infer_single``: the inference precisions whose weights are pre-packed only
       where the generator's first input is one image (packing paid at batch 1 there, not at
-      batch 8).
+      batch 8);
+    - ``subpixel_infer``: the kinds of packed bf16 4 x 4, stride-2 transposed convolution
+      that run as one 2 x 2 convolution to their four output phases
+      (:mod:`i2i.inference.packing`): ``deep`` (8-16 px inputs) and ``thin`` (fewer than 16
+      output channels), each where it measured faster on this CPU (``subpixel_speedups``:
+      transposed time / sub-pixel time of :data:`SUBPIXEL_PROBES`).
     """
 
     precision: str
@@ -193,8 +209,19 @@ class SpeedChoices:
     bf16_speedup: float | None = None
     prepack_infer: tuple[str, ...] = ()
     prepack_infer_single: tuple[str, ...] = ()
+    subpixel_infer: tuple[str, ...] = ()
+    subpixel_speedups: dict[str, float] | None = None
     cpu: str = ""
     torch_version: str = torch.__version__
+
+    @property
+    def measured(self) -> bool:
+        """Whether any choice came from a measurement on this machine (then it is cached).
+
+        >>> SpeedChoices("bf16", (), True, "features", subpixel_speedups={"thin": 2.0}).measured
+        True
+        """
+        return self.source == "measured" or self.subpixel_speedups is not None
 
     def describe(self) -> str:
         """One line for ``i2i doctor`` and the commands' output.
@@ -211,9 +238,16 @@ class SpeedChoices:
         packed += [f"{p} (batch 1)" for p in self.prepack_infer_single if p not in packed]
         if packed:
             parts.append(f"pre-packed {' and '.join(packed)} inference weights")
+        if self.subpixel_infer:
+            parts.append(
+                f"sub-pixel bf16 transposed convolutions ({', '.join(self.subpixel_infer)})"
+            )
         how = "decided from the CPU features"
         if self.source == "measured":
             how = f"measured: bf16 convolutions {self.bf16_speedup:.2f}x fp32"
+        if self.subpixel_speedups:
+            ratios = ", ".join(f"{k} {v:.2f}x" for k, v in self.subpixel_speedups.items())
+            how += f"; sub-pixel measured: {ratios}"
         return f"{', '.join(parts)} ({how})"
 
 
@@ -249,7 +283,53 @@ def bf16_conv_speedup(
     return med["fp32"] / max(med["bf16"], 1e-12)
 
 
-def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> SpeedChoices:
+def subpixel_speedups(*, reps: int = 7, scale: int = 1) -> dict[str, float]:
+    """Per kind of :data:`SUBPIXEL_PROBES`: the time of its layer as a packed bf16 transposed
+    convolution over its time as sub-pixel phases (batch 1, the fastest of ``reps`` calls
+    each, alternated: calls of a millisecond or two, which another process on the machine
+    only ever slows). Empty where this torch has no packed convolutions. ``scale`` divides
+    the channels and sizes (tests). About 0.1 s on a 2-core Zen 5.
+
+    >>> sorted(subpixel_speedups(reps=1, scale=8)) in ([], ["deep", "thin"])
+    True
+    """
+    from torch import nn
+
+    from i2i.inference.packing import pack_convolutions, packing_available
+
+    if not packing_available():
+        return {}
+    gen = torch.Generator().manual_seed(0)
+    fmt = torch.channels_last
+    out: dict[str, float] = {}
+    for kind, (cin, cout, size) in SUBPIXEL_PROBES.items():
+        cin, size = max(cin // scale, 1), max(size // scale, 8)
+        cout = max(cout // scale, 1) if kind == "deep" else cout
+        x = torch.randn(1, cin, size, size, generator=gen).to(torch.bfloat16, memory_format=fmt)
+        layers = {}
+        for form, kinds in (("transposed", ()), ("subpixel", (kind,))):
+            layer = nn.ConvTranspose2d(cin, cout, 4, 2, 1).to(torch.bfloat16)
+            pack_convolutions(layer, channels_last=True, subpixel=kinds)
+            layers[form] = layer
+        times: dict[str, list[float]] = {k: [] for k in layers}
+        with torch.no_grad():
+            for layer in layers.values():  # warm-up: packing, oneDNN's kernel choice
+                layer(x)
+                layer(x)
+            for _ in range(reps):
+                for form, layer in layers.items():
+                    start = time.perf_counter()
+                    layer(x)
+                    times[form].append(time.perf_counter() - start)
+        out[kind] = round(min(times["transposed"]) / max(min(times["subpixel"]), 1e-12), 3)
+    return out
+
+
+def decide(
+    cpu: CpuFeatures,
+    measure: Callable[[], float] | None = None,
+    measure_subpixel: Callable[[], Mapping[str, float]] | None = None,
+) -> SpeedChoices:
     """The choices for ``cpu``: from its features where they settle it, else by ``measure``.
 
     - no native bf16: fp32 (bf16 is emulated there, 8x slower), channels_last inference,
@@ -266,20 +346,30 @@ def decide(cpu: CpuFeatures, measure: Callable[[], float] | None = None) -> Spee
       the Xeon without AMX); in fp32 only where oneDNN has AVX-512 and the generator's first
       input is one image (``prepack_infer_single``): there it gained 1.05-1.22x at batch 1
       with less peak memory, but 0.94-1.09x at batch 8 with up to 50 MiB more, and with AVX2
-      alone it ran inputs of another size than the first at 0.50x (benchmarks/README.md).
+      alone it ran inputs of another size than the first at 0.50x (benchmarks/README.md);
+    - sub-pixel transposed convolutions (``subpixel_infer``) wherever bf16 is native, by
+      ``measure_subpixel()`` (default :func:`subpixel_speedups`): the kinds that measured at
+      least ``SUBPIXEL_MIN_RATIO`` faster. On a 2-core AMD Zen 5 the ``deep`` layers ran at
+      0.76-0.93x that way and the ``thin`` last layer at 2.4x; on the AMX machine the deep
+      ones had gained 1.07-1.14x in the whole network (benchmarks/README.md).
 
     >>> zen4 = CpuFeatures("z", bf16=True, amx=False, avx512_bf16=True, avx2=True)
-    >>> decide(zen4, measure=lambda: 2.1).precision, decide(zen4, measure=lambda: 0.9).precision
+    >>> fast, slow = (decide(zen4, lambda: r, measure_subpixel=dict) for r in (2.1, 0.9))
+    >>> fast.precision, slow.precision
     ('bf16', 'fp32')
     """
     fp32_avx512 = ("fp32",) if cpu.avx512 else ()
     prepack = ("bf16",) if cpu.bf16 else ()
-    base = dict(
+    base: dict = dict(
         cpu=cpu.model,
         torch_version=torch.__version__,
         prepack_infer=prepack,
         prepack_infer_single=fp32_avx512,
     )
+    if cpu.bf16:  # bf16 weights are packed: which transposed layers run as sub-pixel phases
+        ratios = dict((measure_subpixel or subpixel_speedups)())
+        base["subpixel_speedups"] = ratios
+        base["subpixel_infer"] = tuple(k for k, r in ratios.items() if r >= SUBPIXEL_MIN_RATIO)
     if not cpu.bf16:
         return SpeedChoices("fp32", fp32_avx512, True, "features", **base)
     if cpu.amx:
@@ -319,7 +409,7 @@ def cache_file(cpu: CpuFeatures) -> Path:
 def _read_cache(path: Path) -> SpeedChoices | None:
     try:
         data = json.loads(path.read_text())
-        for key in ("prepack_infer", "prepack_infer_single"):
+        for key in ("prepack_infer", "prepack_infer_single", "subpixel_infer"):
             data[key] = tuple(data.get(key, ()))
         data["channels_last_train"] = tuple(data["channels_last_train"])
         return SpeedChoices(**data)
@@ -356,7 +446,7 @@ def speed_choices(*, remeasure: bool = False) -> SpeedChoices:
         _CHOICES = cached
         return cached
     choices = decide(cpu)
-    if choices.source == "measured":
+    if choices.measured:
         _write_cache(path, choices)
     _CHOICES = choices
     return choices

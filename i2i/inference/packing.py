@@ -14,9 +14,11 @@ inputs at 1.02-1.07x the unpacked speed), with AVX2 alone it halves the speed (0
 packing again on every change of size was slower still where sizes alternate (0.47-0.50x), so
 packs stay with the first size. Packed for no size, as before 2026-12-04, the same model ran at
 0.16x with AVX2 and 1.14x (1.21x packed for the size) with AVX-512. Inference only: packed
-layers have no gradients. A 4 x 4, stride-2 transposed convolution with bf16 weights whose
-input is 8-16 px runs as one 2 x 2 convolution to its four output phases (sub-pixel,
-:data:`SUBPIXEL_SIZES`), faster there on AMX CPUs; the result is the same to rounding.
+layers have no gradients. A 4 x 4, stride-2 transposed convolution with bf16 weights may run
+as one 2 x 2 convolution to its four output phases (sub-pixel), with the same result to
+rounding: the *kinds* of layer that do (:data:`SUBPIXEL_KINDS`) are those that measured faster
+so on this CPU (:func:`i2i.engine.tuning.subpixel_speedups`), or those ``pack_convolutions``
+is given.
 
 While packed, a layer's ``weight`` parameter is an empty placeholder (the held or packed copy
 replaces it, so memory does not double), and the layer still behaves as the model it is:
@@ -43,7 +45,7 @@ and unpacks its own generator (``bf16_weights=True``, what ``i2i translate`` use
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -119,6 +121,7 @@ class _PackedWeights:
     was_nhwc: bool  # the plain weight's layout, restored on unpacking
     subpixel: tuple[Tensor, Tensor | None] | None = None  # see _subpixel_weights
     input_size: tuple[int, ...] | None = None  # the input shape packed for; None: still plain
+    subpixel_kinds: tuple[str, ...] = ()  # of SUBPIXEL_KINDS: where it runs as sub-pixel phases
 
     @classmethod
     def pack(
@@ -128,6 +131,7 @@ class _PackedWeights:
         args: tuple,
         memory_format: torch.memory_format,
         transposed: bool,
+        subpixel_kinds: tuple[str, ...] = (),
     ) -> _PackedWeights:
         """Hold ``weight`` (not a copy) to be packed on the layer's first call (:meth:`fit`)."""
         weight = weight.detach()
@@ -135,7 +139,8 @@ class _PackedWeights:
             memory_format=torch.channels_last
         )
         bias = None if bias is None else bias.detach().to(weight.dtype)
-        return cls(weight, bias, args, memory_format, transposed, was_nhwc)
+        kinds = tuple(subpixel_kinds)
+        return cls(weight, bias, args, memory_format, transposed, was_nhwc, subpixel_kinds=kinds)
 
     def fit(self, input_size: tuple[int, ...]) -> None:
         """Pack the weights in the layout oneDNN chooses for inputs of ``input_size``
@@ -172,7 +177,9 @@ class _PackedWeights:
     def __deepcopy__(self, memo: dict) -> _PackedWeights:
         bias = None if self.bias is None else self.bias.clone()
         plain = self.weight.clone() if self.input_size is None else self.plain()
-        return _PackedWeights.pack(plain, bias, self.args, self.memory_format, self.transposed)
+        return _PackedWeights.pack(
+            plain, bias, self.args, self.memory_format, self.transposed, self.subpixel_kinds
+        )
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -189,7 +196,7 @@ def _packed_forward(self: nn.Module, x: Tensor, output_size: list[int] | None = 
         raise ValueError("a packed ConvTranspose2d takes no output_size; unpack it first")
     if x.dtype != weight.dtype or not x.is_contiguous(memory_format=packed.memory_format):
         x = x.to(weight.dtype, memory_format=packed.memory_format)
-    if packed.transposed and _runs_subpixel(self, x):
+    if packed.transposed and _runs_subpixel(self, x, packed.subpixel_kinds):
         return _subpixel_forward(packed, x)
     if packed.input_size is None:
         if capturing_graph():  # a graph keeps the stock operation (any size)
@@ -212,33 +219,56 @@ def _plain_forward(m: nn.Module, packed: _PackedWeights, x: Tensor) -> Tensor:
     return F.conv2d(x, w, b, m.stride, m.padding, m.dilation, m.groups)
 
 
-#: Input sizes (height and width, pixels) at which a 4 x 4, stride-2 transposed convolution runs
-#: as one 2 x 2 convolution to four times the channels, one per output phase (sub-pixel):
-#: measured on an AMX CPU, packed bf16 ``unet_256`` at 256 px, where the decoder's 8 and 16 px
-#: layers (1024 input channels) run at 40 % of the machine's bf16 peak as transposed
-#: convolutions. Whole network 1.12-1.14x at batch 8, 1.07x at batch 1; at 4 and 32 px it
-#: gained nothing, at 1-2 and 64-128 px it lost (benchmarks/README.md). bf16 only: in fp32 on
-#: an AVX-512 CPU it measured level (0.98x at batch 1, 1.02x at batch 8) and its phase weights
-#: held another 50 MB beside the layer's own.
+#: The kinds of 4 x 4, stride-2, bf16 transposed convolution that may run as one 2 x 2
+#: convolution to four times the channels, one per output phase (sub-pixel), each where
+#: :func:`i2i.engine.tuning.subpixel_speedups` measured it faster on this CPU:
+#:
+#: - ``deep``: inputs of :data:`SUBPIXEL_SIZES` px. On an AMX CPU, packed bf16 ``unet_256``'s
+#:   decoder layers at 8 and 16 px (1024 input channels) ran at 40 % of the bf16 peak as
+#:   transposed convolutions, and as sub-pixel phases the whole network ran 1.12-1.14x at
+#:   batch 8, 1.07x at batch 1 (at 4 and 32 px nothing gained, at 1-2 and 64-128 px lost). On a
+#:   2-core AMD Zen 5 the same layers ran at 0.76x (8 px) and 0.93x (16 px) that way.
+#: - ``thin``: fewer than :data:`SUBPIXEL_THIN_CHANNELS` output channels (a generator's last
+#:   layer, 3 channels at 128 px in ``unet_256``), inputs of :data:`SUBPIXEL_THIN_MIN_SIZE` px
+#:   or more: oneDNN's transposed kernels spread output channels over the vector lanes, so 3
+#:   of them waste most; as phases they are 12. On Zen 5, 128 input channels at batch 1:
+#:   3.1-3.3x with 1-4 outputs, 1.9x with 8, 1.3x with 12, 1.04x with 16, 0.90x with 32;
+#:   3 outputs 2.2-2.6x from 64 to 256 px and at batches 4 and 8, 1.4x at 32 px, 0.6-0.8x at
+#:   8-16 px. On the AMX machine the same last layer had lost (0.27x), hence measured.
+#:
+#: bf16 only: in fp32 on an AVX-512 CPU the deep kind measured level (0.98x at batch 1, 1.02x
+#: at batch 8) and its phase weights held another 50 MB beside the layer's own.
+SUBPIXEL_KINDS = ("deep", "thin")
+#: input sizes (height and width, pixels) of the ``deep`` kind
 SUBPIXEL_SIZES = range(8, 17)
+#: the ``thin`` kind has fewer output channels than this
+SUBPIXEL_THIN_CHANNELS = 16
+#: and inputs of at least this many pixels in height and width
+SUBPIXEL_THIN_MIN_SIZE = 32
 #: the taps of a 4 x 4, stride-2, padding-1 transposed kernel that reach output phase 0 and 1
 _PHASE_TAPS = ((3, 1), (2, 0))
 #: padding, stride, dilation, groups of the 2 x 2 phase convolution
 _SUBPIXEL_ARGS = ([1, 1], [1, 1], [1, 1], 1)
 
 
-def _runs_subpixel(m: nn.Module, x: Tensor) -> bool:
+def _runs_subpixel(m: nn.Module, x: Tensor, kinds: tuple[str, ...]) -> bool:
+    if not kinds:
+        return False
+    h, w = x.shape[-2], x.shape[-1]
+    # comparisons, not `in range(...)`: torch.compile traces them on symbolic sizes
+    deep = SUBPIXEL_SIZES.start <= h < SUBPIXEL_SIZES.stop
+    deep = "deep" in kinds and deep and SUBPIXEL_SIZES.start <= w < SUBPIXEL_SIZES.stop
+    thin = "thin" in kinds and m.out_channels < SUBPIXEL_THIN_CHANNELS
+    thin = thin and h >= SUBPIXEL_THIN_MIN_SIZE and w >= SUBPIXEL_THIN_MIN_SIZE
     return (
-        tuple(m.kernel_size) == (4, 4)
+        (deep or thin)
+        and tuple(m.kernel_size) == (4, 4)
         and tuple(m.stride) == (2, 2)
         and tuple(m.padding) == (1, 1)
         and tuple(m.output_padding) == (0, 0)
         and tuple(m.dilation) == (1, 1)
         and m.groups == 1
         and x.dtype == torch.bfloat16
-        # comparisons, not `in range(...)`: torch.compile traces them on symbolic sizes
-        and SUBPIXEL_SIZES.start <= x.shape[-2] < SUBPIXEL_SIZES.stop
-        and SUBPIXEL_SIZES.start <= x.shape[-1] < SUBPIXEL_SIZES.stop
     )
 
 
@@ -279,11 +309,11 @@ def _subpixel_forward(packed: _PackedWeights, x: Tensor) -> Tensor:
 def _packed_apply(self: nn.Module, fn: Callable, *args: Any, **kwargs: Any) -> nn.Module:
     """``.to()``, ``.float()``, ``.cpu()`` and the like on a packed layer: unpack, convert,
     and pack again where the result can be packed (CPU, fp32 or bf16)."""
-    channels_last = getattr(self, _PACKED).memory_format == torch.channels_last
+    packed: _PackedWeights = getattr(self, _PACKED)
     _unpack(self)
     type(self)._apply(self, fn, *args, **kwargs)
     if _packable(self):
-        _pack(self, torch.channels_last if channels_last else torch.contiguous_format)
+        _pack(self, packed.memory_format, packed.subpixel_kinds)
     return self
 
 
@@ -314,14 +344,21 @@ def _repack_loaded_weights(m: nn.Module, state: dict[str, Any], prefix: str, *_:
     setattr(
         m,
         _PACKED,
-        _PackedWeights.pack(weight, bias, packed.args, packed.memory_format, packed.transposed),
+        _PackedWeights.pack(
+            weight,
+            bias,
+            packed.args,
+            packed.memory_format,
+            packed.transposed,
+            packed.subpixel_kinds,
+        ),
     )
     state[key] = torch.empty(0, dtype=packed.weight.dtype)
 
 
-def _pack(m: nn.Module, fmt: torch.memory_format) -> None:
+def _pack(m: nn.Module, fmt: torch.memory_format, subpixel: tuple[str, ...]) -> None:
     packed = _PackedWeights.pack(
-        m.weight, m.bias, _op_args(m), fmt, isinstance(m, nn.ConvTranspose2d)
+        m.weight, m.bias, _op_args(m), fmt, isinstance(m, nn.ConvTranspose2d), subpixel
     )
     setattr(m, _PACKED, packed)
     m.weight.data = torch.empty(0, dtype=m.weight.dtype)  # the packed copy replaces it
@@ -342,10 +379,16 @@ def _unpack(m: nn.Module) -> None:
         delattr(m, name)  # forward and _apply: back to the class's own
 
 
-def pack_convolutions(module: nn.Module, *, channels_last: bool = True) -> int:
+def pack_convolutions(
+    module: nn.Module, *, channels_last: bool = True, subpixel: Iterable[str] | None = None
+) -> int:
     """Pack the weights of ``module``'s CPU convolutions (fp32 or bf16, each in its own
     dtype), in place; returns how many layers were packed (0 where :func:`packing_available`
     is false).
+
+    ``subpixel``: the :data:`SUBPIXEL_KINDS` of bf16 transposed layer to run as sub-pixel
+    phases; ``None``: those this CPU runs faster so
+    (:func:`i2i.engine.tuning.speed_choices`, measured once per machine).
 
     Layers with ``padding_mode`` other than zeros, string padding, weights off the CPU, and
     grouped transposed convolutions stay as they are. A packed layer casts its input to its weights' dtype and, with
@@ -354,11 +397,19 @@ def pack_convolutions(module: nn.Module, *, channels_last: bool = True) -> int:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if not packing_available():
         return 0
+    if subpixel is None:
+        from i2i.engine.tuning import speed_choices
+
+        subpixel = speed_choices().subpixel_infer
+    kinds = tuple(subpixel)
+    unknown = sorted(set(kinds) - set(SUBPIXEL_KINDS))
+    if unknown:
+        raise ValueError(f"unknown sub-pixel kinds {unknown}; known: {list(SUBPIXEL_KINDS)}")
     count = 0
     with torch.no_grad():
         for m in module.modules():
             if _packable(m):
-                _pack(m, fmt)
+                _pack(m, fmt, kinds)
                 count += 1
     return count
 
