@@ -234,6 +234,17 @@ def test_the_real_measurement_on_tiny_shapes_gives_a_ratio():
     assert tuning.bf16_conv_speedup(reps=1, channels=4, size=4) > 0
 
 
+def test_measuring_runs_on_one_thread_and_gives_the_threads_back():
+    threads = torch.get_num_threads()
+    seen = []
+    best = tuning.fastest_calls({"a": lambda: seen.append(torch.get_num_threads())}, reps=3)
+    assert seen == [1] * 5 and best["a"] >= 0  # two warm-up calls, three timed ones
+    assert torch.get_num_threads() == threads
+    with pytest.raises(ZeroDivisionError):
+        tuning.fastest_calls({"a": lambda: 1 / 0}, reps=1)
+    assert torch.get_num_threads() == threads
+
+
 def test_the_real_subpixel_measurement_on_small_shapes_gives_a_ratio_per_kind():
     from i2i.inference.packing import packing_available
 
