@@ -250,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", action="store_true", help="run the quality comparison instead")
     p.add_argument("--quality-steps", type=int, default=400, help="training steps per quality run")
     p.add_argument("--quality-seeds", type=int, default=2, help="fp32 seeds in the quality run")
+    p.add_argument(
+        "--quality-fast-seeds",
+        type=int,
+        default=1,
+        help="seeds of the default path in the quality run; from 2 on, also compare the means",
+    )
     p.add_argument("--profile", metavar="ROW", help="print torch.profiler top ops of a row's paths")
     p.add_argument(
         "--with-compile",
@@ -422,7 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.quality import run_quality
 
         report = run_quality(
-            data_root(), steps=args.quality_steps, fp32_seeds=args.quality_seeds, quick=args.quick
+            data_root(),
+            steps=args.quality_steps,
+            fp32_seeds=args.quality_seeds,
+            fast_seeds=args.quality_fast_seeds,
+            quick=args.quick,
         )
     elif args.profile:
         from benchmarks.profiling import run_profile

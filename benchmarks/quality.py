@@ -13,6 +13,13 @@ the fp32 runs of other seeds; the report also says whether it lies inside the fp
 ``--quality-seeds N`` trains N fp32 seeds (default 2, as the issue asks; more give a less
 noisy yardstick).
 
+One seed of the default path against fp32's spread fails by chance more often than the
+yardstick suggests (bf16 on an AMD Zen 5 on 2026-12-04: seed 0 outside on SSIM, seeds 1-3
+inside). ``--quality-fast-seeds M`` (M >= 2) also trains the default path with seeds 1 to
+M - 1 and compares the means (:func:`mean_verdict`): the default path passes there when, on
+every metric, its mean over its seeds is within two standard errors of the fp32 seeds' mean,
+the standard deviation being the fp32 seeds' own.
+
 >>> verdict({"l1": 0.20}, {"l1": 0.21}, {"l1": 0.23})
 {'l1': {'within_seed_spread': True, 'inside_fp32_range': False}}
 """
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import statistics
 import time
 from pathlib import Path
 
@@ -163,17 +172,59 @@ def verdict(
     return out
 
 
+def mean_verdict(
+    fast: list[dict[str, float]], fp32: list[dict[str, float]]
+) -> dict[str, dict[str, float | bool]]:
+    """Per metric: does the fast path's mean over its seeds lie where fp32's mean does?
+
+    ``within``: ``|mean(fast) - mean(fp32)| <= 2 * sd * sqrt(1 / len(fast) + 1 / len(fp32))``,
+    ``sd`` the sample standard deviation of the fp32 seeds (two standard errors of the
+    difference of two means of seeds that vary as fp32's do). The numbers of 2026-12-04 on
+    an AMD Zen 5 (bf16 training, four seeds each):
+
+    >>> fp32 = [{"ssim": v} for v in (0.2096, 0.2058, 0.2192, 0.2148)]
+    >>> bf16 = [{"ssim": v} for v in (0.1986, 0.2164, 0.2131, 0.2088)]
+    >>> v = mean_verdict(bf16, fp32)["ssim"]
+    >>> round(v["difference"], 4), round(v["bound"], 4), v["within"]
+    (-0.0031, 0.0083, True)
+    """
+    if len(fp32) < 2 or not fast:
+        raise ValueError("the means need at least 2 fp32 seeds and 1 seed of the fast path")
+    out: dict[str, dict[str, float | bool]] = {}
+    for k in fp32[0]:
+        ref = [s[k] for s in fp32]
+        mean_ref, mean_fast = statistics.fmean(ref), statistics.fmean(s[k] for s in fast)
+        bound = 2 * statistics.stdev(ref) * math.sqrt(1 / len(fast) + 1 / len(ref))
+        diff = mean_fast - mean_ref
+        out[k] = {
+            "fast_mean": mean_fast,
+            "fp32_mean": mean_ref,
+            "difference": diff,
+            "bound": bound,
+            "within": abs(diff) <= bound,
+        }
+    return out
+
+
 def run_quality(
-    root: Path, *, steps: int = 400, fp32_seeds: int = 2, quick: bool = False, out=print
+    root: Path,
+    *,
+    steps: int = 400,
+    fp32_seeds: int = 2,
+    fast_seeds: int = 1,
+    quick: bool = False,
+    out=print,
 ) -> dict:
     """Train and score the runs; print and return the comparison."""
     if quick:
         steps = min(steps, 20)
     if fp32_seeds < 2:
         raise ValueError(f"the quality comparison needs at least 2 fp32 seeds, got {fp32_seeds}")
+    if fast_seeds < 1:
+        raise ValueError(f"the default path needs at least 1 seed, got {fast_seeds}")
     fast, proposed = engine_defaults(), proposed_training()
     runs = [(f"fp32 seed {s}", REFERENCE, s) for s in range(fp32_seeds)]
-    runs.append(("i2i seed 0", fast, 0))
+    runs += [(f"i2i seed {s}", fast, s) for s in range(fast_seeds)]
     if dataclasses.replace(proposed, name=fast.name) != fast:
         runs.append(("i2i+ seed 0", proposed, 0))  # last: its heap setting stays in the process
     out(
@@ -197,7 +248,7 @@ def run_quality(
     for name, s in scores.items():
         out(f"| {name} | {s['l1']:.4f} | {s['psnr']:.2f} | {s['ssim']:.4f} |")
     report = {"steps": steps, "scores": scores, "checks": {}, "pass": {}}
-    for name in [n for n in scores if n.startswith("i2i")]:
+    for name in [n for n in scores if n.startswith("i2i") and n.endswith(" seed 0")]:
         others = [scores[f"fp32 seed {s}"] for s in range(1, fp32_seeds)]
         checks = verdict(scores[name], scores["fp32 seed 0"], *others)
         ok = all(c["within_seed_spread"] for c in checks.values())
@@ -213,6 +264,25 @@ def run_quality(
         )
         out(
             f"verdict: {'PASS' if ok else 'FAIL'} ({name} within the fp32 seed spread on every metric)"
+        )
+    if fast_seeds >= 2:
+        means = mean_verdict(
+            [scores[f"i2i seed {s}"] for s in range(fast_seeds)],
+            [scores[f"fp32 seed {s}"] for s in range(fp32_seeds)],
+        )
+        ok = all(m["within"] for m in means.values())
+        report["means"], report["pass"]["i2i seeds"] = means, ok
+        out(
+            f"\nmeans over seeds (i2i {fast_seeds}, fp32 {fp32_seeds}): "
+            + "; ".join(
+                f"{k} {m['fast_mean']:.4f} vs {m['fp32_mean']:.4f}, |difference| "
+                f"{abs(m['difference']):.4f} {'<=' if m['within'] else '>'} {m['bound']:.4f}"
+                for k, m in means.items()
+            )
+        )
+        out(
+            f"verdict: {'PASS' if ok else 'FAIL'} (i2i's mean within two standard errors of "
+            "fp32's on every metric)"
         )
     report["inference"] = inference_report(inference, fp32_seeds, out)
     return report

@@ -287,3 +287,17 @@ def test_on_a_gpu_inference_replays_graphs_channels_last_and_training_takes_tf32
     assert list(paths) == ["reference", "i2i", bench.NO_GRAPHS, bench.COMPILED]
     assert paths["i2i"].cuda_graphs and not paths[bench.NO_GRAPHS].cuda_graphs
     assert not paths[bench.COMPILED].cuda_graphs  # compile is measured on its own
+
+
+def test_the_quality_means_verdict_tells_a_shift_from_seed_noise():
+    """The L1 of four fp32 and four bf16 trainings on a Zen 5 (2026-12-04), and the fp32 ones
+    moved by 0.002: seed noise passes, a shift of three fp32 standard deviations does not."""
+    from benchmarks.quality import mean_verdict
+
+    fp32 = [{"l1": v} for v in (0.1750, 0.1737, 0.1747, 0.1740)]
+    bf16 = [{"l1": v} for v in (0.1755, 0.1724, 0.1745, 0.1733)]
+    shifted = [{"l1": s["l1"] + 0.002} for s in fp32]
+    assert mean_verdict(bf16, fp32)["l1"]["within"]
+    assert not mean_verdict(shifted, fp32)["l1"]["within"]
+    with pytest.raises(ValueError, match="at least 2 fp32 seeds"):
+        mean_verdict(bf16, fp32[:1])
