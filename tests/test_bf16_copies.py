@@ -117,6 +117,20 @@ def test_the_compiled_update_is_adams_update():
     assert b.is_contiguous(memory_format=CL)
 
 
+def test_a_training_does_not_depend_on_what_the_process_compiled_before():
+    """Whether an optimizer's update is compiled follows its own size alone: a small model
+    trains the same in a fresh process as after a large one compiled the update (the compiled
+    and the uncompiled update round differently, and a GAN carries a last-bit difference on)."""
+    if fused_update() is None:
+        pytest.skip("inductor cannot compile here (no C++ compiler): the uncompiled path runs")
+    adam = _with_copies(compile_min_weights=10**9)  # neither tiny net is large enough
+    fused_update.cache_clear()  # as in a fresh process: nothing compiled yet
+    fresh = _train(adam, steps=3)
+    assert fused_update() is not None  # as a large model trained earlier in the process does
+    after = _train(adam, steps=3)
+    assert [k for k in fresh if not torch.equal(fresh[k], after[k])] == []
+
+
 def test_the_copy_follows_weights_changed_from_outside_and_fp32_runs_without_it():
     conv = torch.nn.Conv2d(3, 4, 3)
     copies = Bf16WeightCopies([conv])

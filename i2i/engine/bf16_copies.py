@@ -47,8 +47,12 @@ from i2i.models.layers import capturing_graph
 log = logging.getLogger(__name__)
 
 #: The compiled update pays for its compile (a few seconds) only on models this large: the
-#: U-Net's 54M weights save about 50 ms a step with it (benchmarks/README.md).
-COMPILE_MIN_WEIGHTS = 4_000_000
+#: U-Net's 54M weights save about 50 ms a step with it (benchmarks/README.md). PatchGAN 70's
+#: 2.8M weights are above it, so pix2pix's and CycleGAN's discriminators use it too. Whether an
+#: optimizer compiles depends on its own size alone: the two ways round the same numbers
+#: differently, and a choice that followed what the process had compiled before made a
+#: second training in one process differ from the same training in a fresh one (2026-12-04).
+COMPILE_MIN_WEIGHTS = 1_000_000
 
 _COPIED_TYPES = (
     nn.Conv1d,
@@ -290,9 +294,9 @@ class Bf16CopyAdam(FlatFusedAdam):
     """Adam over fp32 weights whose gradients arrive on their bf16 copies (``copies``).
 
     A weight whose copy has a gradient is updated from it, and its copy with it: in one
-    compiled pass where :func:`fused_update` is available and either the copied weights number
-    at least ``compile_min_weights`` or the process compiled it already (``None``: never), else
-    by the fused Adam kernel on the gradient cast to fp32, followed by a fresh copy. Every other
+    compiled pass where :func:`fused_update` is available and the copied weights number at
+    least ``compile_min_weights`` (``None``: never), else by the fused Adam kernel on the
+    gradient cast to fp32, followed by a fresh copy. Every other
     parameter (biases, norms) is plain fused Adam. ``zero_grad`` clears the copies' gradients
     too.
     """
@@ -308,13 +312,7 @@ class Bf16CopyAdam(FlatFusedAdam):
         super().__init__(params, **kwargs)
         self.copies = copies
         # the copies are fixed at their construction, so their size is too
-        self._never = compile_min_weights is None
-        self._large = not self._never and copies.numel() >= compile_min_weights
-
-    def _compiles(self) -> bool:
-        if self._never:
-            return False
-        return self._large or fused_update.cache_info().currsize > 0  # compiled already
+        self._large = compile_min_weights is not None and copies.numel() >= compile_min_weights
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
@@ -331,7 +329,7 @@ class Bf16CopyAdam(FlatFusedAdam):
             and not isinstance(group["lr"], Tensor)
             and (p.is_contiguous() or _dense_permuted(p))
             and g.stride() == p.stride()
-            and self._compiles()
+            and self._large
             and fused_update() is not None
         )
 
