@@ -115,10 +115,10 @@ class LayoutKeepingInstanceNorm2d(nn.InstanceNorm2d):
         if not keep:
             return super().forward(x)
         w, b = self.weight, self.bias
-        parts = [
-            F.batch_norm(x[i : i + 1], None, None, w, b, training=True, eps=self.eps)
-            for i in range(x.shape[0])
-        ]
+        # x itself at batch 1, else split: a slice's backward fills a zero tensor of x's whole
+        # size for every sample (0.7 ms at 256 x 64 x 64, 130 ms of a CycleGAN step on Zen 5)
+        samples = (x,) if x.shape[0] == 1 else x.split(1)
+        parts = [F.batch_norm(s, None, None, w, b, training=True, eps=self.eps) for s in samples]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
