@@ -47,6 +47,7 @@ _LAZY = {
     "init_weights": "i2i.models.layers",
     "norm_layer": "i2i.models.layers",
     "check_image_batch": "i2i.models.layers",
+    "DtypeKeepingReflectionPad2d": "i2i.models.layers",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
@@ -105,6 +106,7 @@ def create_discriminator(name: str, in_channels: int = 6, **kwargs: Any):
 __all__ = [
     "Catalog",
     "ConfigError",
+    "DtypeKeepingReflectionPad2d",
     "NonFiniteLossError",
     "Objective",
     "adversarial_terms",

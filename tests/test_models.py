@@ -248,6 +248,50 @@ def test_a_channels_last_instance_norm_network_stays_channels_last():
     assert not all(seen)
 
 
+def test_resnet_convolutions_get_bf16_inputs_under_autocast_with_the_same_results():
+    """CPU autocast pads in fp32; the ResNet generator's pads keep bf16, so no convolution of
+    its blocks receives an fp32 tensor to cast, and the outputs are the stock pads' bit for bit
+    (padding copies values). The input gradients differ by rounding (the border sums in bf16):
+    far less than bf16 autocast's own distance to an fp32 backward pass."""
+    from i2i_cyclegan import resnet_6blocks
+
+    from i2i.models.layers import DtypeKeepingReflectionPad2d, set_speedups
+
+    torch.manual_seed(0)
+    net = resnet_6blocks(3, 3, ngf=8).to(memory_format=torch.channels_last)
+    stock = resnet_6blocks(3, 3, ngf=8).to(memory_format=torch.channels_last)
+    stock.load_state_dict(net.state_dict())
+    pads = [m for m in stock.modules() if isinstance(m, DtypeKeepingReflectionPad2d)]
+    assert len(pads) == 14  # two per block, one at each end
+    for m in pads:
+        m.speedups = False  # the stock pad, every other speed path as in net
+    dtypes: list[torch.dtype] = []
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1):
+            m.register_forward_pre_hook(lambda _m, args: dtypes.append(args[0].dtype))
+    x = torch.rand(1, 3, 32, 32).contiguous(memory_format=torch.channels_last) * 2 - 1
+
+    def run(model: nn.Module, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            y = model(xi)
+        y.float().square().sum().backward()
+        return y, xi.grad
+
+    (y_new, g_new), (y_stock, g_stock) = run(net, True), run(stock, True)
+    assert dtypes == [torch.bfloat16] * 12
+    assert torch.equal(y_new, y_stock)
+    dtypes.clear()
+    _, g_fp32 = run(stock, False)
+    bf16_error = (g_stock - g_fp32).abs().mean()
+    assert (g_new - g_stock).abs().mean() < 0.2 * bf16_error
+    assert (g_new - g_fp32).abs().mean() < 1.1 * bf16_error
+    set_speedups(net, False)
+    with torch.autocast("cpu", torch.bfloat16):
+        net(x)
+    assert dtypes == [torch.float32] * 12  # the stock pads: fp32 under CPU autocast
+
+
 def test_unknown_norm_lists_the_choices():
     with pytest.raises(ValueError, match="batch, instance, none; got 'group'"):
         unet_256(3, 3, norm="group")

@@ -122,6 +122,34 @@ class LayoutKeepingInstanceNorm2d(nn.InstanceNorm2d):
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+class DtypeKeepingReflectionPad2d(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d`` that pads a bf16 tensor in bf16 under CPU autocast.
+
+    CPU autocast runs reflection padding in fp32, so under bf16 autocast every padded
+    activation of a ResNet generator was cast to fp32, padded, and cast back to bf16 by the
+    next convolution, and its gradient the same way back: 432 casts in a CycleGAN step
+    (benchmarks/README.md, item 19). Padding only copies values, so the convolution receives
+    the very same bf16 values; in the backward pass the border gradients (at most four terms)
+    are summed in bf16 instead of fp32, the same to rounding. Off the speed path
+    (:func:`set_speedups`, other devices, tracing) it is ``nn.ReflectionPad2d``.
+
+    >>> pad = DtypeKeepingReflectionPad2d(1)
+    >>> x = torch.randn(1, 2, 4, 4).bfloat16()
+    >>> with torch.autocast("cpu", torch.bfloat16):
+    ...     y = pad(x)
+    >>> y.dtype, torch.equal(y, nn.ReflectionPad2d(1)(x.float()).bfloat16())
+    (torch.bfloat16, True)
+    """
+
+    speedups: bool = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not speedups_apply(self, x):
+            return super().forward(x)
+        with torch.autocast("cpu", enabled=False):  # x's own dtype, whatever autocast says
+            return super().forward(x)
+
+
 def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     """pix2pix init in place: conv weights ~ N(0, std), norm weights ~ N(1, std), biases 0.
 
@@ -315,8 +343,9 @@ def set_speedups(module: nn.Module, enabled: bool) -> int:
     """Switch i2i's speed paths in ``module`` on or off; returns how many modules were switched.
 
     They are the GEMM path of :class:`GemmConv2d`/:class:`GemmConvTranspose2d`, the dense
-    skip gradients of the U-Net (:func:`dense_grad`) and the channels_last path of
-    :class:`LayoutKeepingInstanceNorm2d`. Off, a network runs exactly the stock
+    skip gradients of the U-Net (:func:`dense_grad`), the channels_last path of
+    :class:`LayoutKeepingInstanceNorm2d` and the bf16 padding of
+    :class:`DtypeKeepingReflectionPad2d`. Off, a network runs exactly the stock
     PyTorch operations of the official pix2pix code (the benchmarks' reference path does this);
     the results are the same either way, up to float rounding. On other devices than the CPU
     they never run (:func:`speedups_apply`).

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from i2i import check_image_batch, init_weights, norm_layer
+from i2i import DtypeKeepingReflectionPad2d, check_image_batch, init_weights, norm_layer
 
 NORMS = ("batch", "instance", "none")
 N_DOWNSAMPLING = 2
@@ -42,7 +42,7 @@ class ResnetBlock(nn.Module):
     def __init__(self, channels: int, *, norm: str, bias: bool, dropout: bool = False):
         super().__init__()
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(1),
+            DtypeKeepingReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
             norm_layer(norm, channels),
             nn.ReLU(inplace=True),
@@ -50,7 +50,7 @@ class ResnetBlock(nn.Module):
         if dropout:
             layers.append(nn.Dropout(0.5))
         layers += [
-            nn.ReflectionPad2d(1),
+            DtypeKeepingReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
             norm_layer(norm, channels),
         ]
@@ -100,7 +100,7 @@ class ResnetGenerator(nn.Module):
         bias = norm == "instance"  # the official use_bias rule
 
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
+            DtypeKeepingReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, 7, bias=bias),
             norm_layer(norm, ngf),
             nn.ReLU(inplace=True),
@@ -125,7 +125,7 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             width //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
+        layers += [DtypeKeepingReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         init_weights(self)
 
