@@ -23,6 +23,9 @@ def i2i_register_generators(register):
     A factory takes ``in_channels``, ``out_channels`` and its own keywords and returns an
     ``nn.Module`` whose ``size_multiple`` attribute says which input sizes it accepts
     (``i2i.check_image_batch`` refuses other inputs with the built-in networks' messages).
+    ``i2i.norm_layer`` and ``i2i.DtypeKeepingReflectionPad2d`` are the built-in networks'
+    norms and reflection padding, with their CPU speed paths (bf16 padding stays bf16 under
+    CPU autocast, where ``nn.ReflectionPad2d`` casts to fp32 and back).
     """
 
 
