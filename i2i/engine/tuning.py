@@ -385,12 +385,12 @@ def decide(
         prepack_infer=prepack,
         prepack_infer_single=fp32_avx512,
     )
-    if cpu.bf16:  # bf16 weights are packed: which transposed layers run as sub-pixel phases
-        ratios = dict((measure_subpixel or subpixel_speedups)())
-        base["subpixel_speedups"] = ratios
-        base["subpixel_infer"] = tuple(k for k, r in ratios.items() if r >= SUBPIXEL_MIN_RATIO)
     if not cpu.bf16:
         return SpeedChoices("fp32", fp32_avx512, True, "features", **base)
+    # bf16 weights are packed here: which transposed layers run as sub-pixel phases
+    ratios = dict((measure_subpixel or subpixel_speedups)())
+    base["subpixel_speedups"] = ratios
+    base["subpixel_infer"] = tuple(k for k, r in ratios.items() if r >= SUBPIXEL_MIN_RATIO)
     if cpu.amx:
         return SpeedChoices("bf16", ("bf16", *fp32_avx512), True, "features", **base)
     ratio = float((measure or bf16_conv_speedup)())
