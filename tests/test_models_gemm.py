@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i.models import patch70, unet_128
+from i2i.models import im2col, patch70, unet_128
 from i2i.models.layers import (
     SMALL_GEMM_ROWS,
     SMALL_GEMM_ROWS_NO_GRAD,
     GemmConv2d,
     GemmConvTranspose2d,
+    LogicalOrderDropout,
     set_speedups,
 )
 
@@ -23,16 +24,19 @@ FORMATS = [torch.contiguous_format, torch.channels_last]
 
 @pytest.fixture
 def gemm_calls(monkeypatch):
-    """Counts of F.unfold (conv GEMM path) and F.fold (transposed conv GEMM path) calls."""
+    """Counts of im2col (``unfold``: the conv GEMM path, and the transposed conv's backward in
+    NHWC) and col2im calls (``fold``: the transposed conv GEMM path, and the conv's backward in
+    NHWC), whether ``F.unfold``/``F.fold`` (NCHW weights) or :mod:`i2i.models.im2col`'s."""
     calls = {"unfold": 0, "fold": 0}
-    for name in calls:
-        real = getattr(F, name)
+    for owner, suffix in ((F, ""), (im2col, "_nhwc")):
+        for name in calls:
+            real = getattr(owner, name + suffix)
 
-        def spy(*args, _real=real, _name=name, **kwargs):
-            calls[_name] += 1
-            return _real(*args, **kwargs)
+            def spy(*args, _real=real, _name=name, **kwargs):
+                calls[_name] += 1
+                return _real(*args, **kwargs)
 
-        monkeypatch.setattr(F, name, spy)
+            monkeypatch.setattr(owner, name + suffix, spy)
     return calls
 
 
@@ -148,3 +152,31 @@ def test_unet_gradients_match_with_speedups_off(gemm_calls, fmt):
     _assert_same(got, _grads(stock, x))
     assert calls["unfold"] > 0 and calls["fold"] > 0  # the fast network used its GEMM paths
     assert gemm_calls == calls  # the stock one did not
+
+
+def test_a_unet_with_dropout_trains_alike_in_both_layouts():
+    """One seed, the same dropout masks and gradients (to rounding) whether the activations are
+    NCHW or channels_last, although the GEMM layers hand on channels_last outputs."""
+    torch.manual_seed(0)
+    nchw = unet_128(3, 3, ngf=8)
+    nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 128, 128)
+    grads = []
+    for net, inp in ((nchw, x), (nhwc, x.contiguous(memory_format=torch.channels_last))):
+        torch.manual_seed(1)
+        grads.append(_grads(net, inp))
+    _assert_same(grads[1], grads[0], tol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_logical_order_dropout_is_torch_dropout_on_contiguous_inputs(dtype):
+    x = torch.randn(2, 8, 4, 4, dtype=dtype, requires_grad=True)
+    drop = LogicalOrderDropout(0.5)
+    torch.manual_seed(3)
+    want = nn.Dropout(0.5)(x)
+    torch.manual_seed(3)
+    got = drop(x)
+    assert torch.equal(got, want)
+    torch.manual_seed(3)
+    last = drop(x.detach().contiguous(memory_format=torch.channels_last).requires_grad_())
+    assert torch.equal(last, want) and last.grad_fn is not None

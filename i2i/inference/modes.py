@@ -24,31 +24,12 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
 from i2i.inference.options import MODES
-
-
-def dropout_in_logical_order(x: Tensor, p: float) -> Tensor:
-    """Dropout whose mask is drawn in ``x``'s logical order: for a contiguous ``x`` the same
-    result as ``torch.nn.functional.dropout(x, p, training=True)`` under the same seed, and for
-    any other layout the same values as for ``x.contiguous()``.
-
-    >>> x = torch.ones(1, 4, 3, 3)
-    >>> _ = torch.manual_seed(0); a = dropout_in_logical_order(x, 0.5)
-    >>> _ = torch.manual_seed(0); b = dropout_in_logical_order(x.to(memory_format=torch.channels_last), 0.5)
-    >>> torch.equal(a, b)
-    True
-    """
-    if p <= 0:
-        return x
-    if p >= 1:
-        return x * 0
-    keep = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1 - p)
-    return x * keep.div_(1 - p)
+from i2i.models.layers import LogicalOrderDropout, dropout_in_logical_order
 
 
 def _logical_order_forward(self: nn.Dropout, x: Tensor) -> Tensor:
@@ -82,7 +63,7 @@ def set_test_mode(module: nn.Module, mode: str) -> Iterator[nn.Module]:
         for m in module.modules():
             if isinstance(m, _DropoutNd):
                 m.train()
-                if type(m) is nn.Dropout and "forward" not in vars(m):
+                if type(m) in (nn.Dropout, LogicalOrderDropout) and "forward" not in vars(m):
                     m.forward = types.MethodType(_logical_order_forward, m)
                     reordered.append(m)
             elif isinstance(m, _BatchNorm):

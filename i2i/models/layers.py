@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from i2i.models.im2col import FoldNhwc, UnfoldNhwc
+
 NORMS = ("batch", "instance", "none")
 
 
@@ -79,6 +81,45 @@ def speedups_apply(module: nn.Module, x: Tensor) -> bool:
     (True, False)
     """
     return bool(module.speedups) and x.device.type == "cpu" and not capturing_graph()
+
+
+def dropout_in_logical_order(x: Tensor, p: float) -> Tensor:
+    """Dropout whose mask is drawn in ``x``'s logical order: for a contiguous ``x`` the same
+    result as ``torch.nn.functional.dropout(x, p, training=True)`` under the same seed (on the
+    CPU), and for any other layout the same values as for ``x.contiguous()``.
+
+    >>> x = torch.ones(1, 4, 3, 3)
+    >>> _ = torch.manual_seed(0); a = dropout_in_logical_order(x, 0.5)
+    >>> _ = torch.manual_seed(0); b = dropout_in_logical_order(x.to(memory_format=torch.channels_last), 0.5)
+    >>> torch.equal(a, b)
+    True
+    """
+    if p <= 0:
+        return x
+    if p >= 1:
+        return x * 0
+    keep = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1 - p)
+    return x * keep.div_(1 - p)
+
+
+class LogicalOrderDropout(nn.Dropout):
+    """``nn.Dropout`` whose mask does not depend on the input's memory layout: a contiguous
+    input gets torch's own dropout, any other (channels_last) the mask of its contiguous form
+    (:func:`dropout_in_logical_order`). So one seed trains the same course with NCHW and
+    channels_last activations, whichever layout each layer hands on.
+
+    >>> drop = LogicalOrderDropout(0.5)
+    >>> x = torch.ones(2, 3, 4, 4)
+    >>> _ = torch.manual_seed(0); a = drop(x)
+    >>> _ = torch.manual_seed(0); b = drop(x.to(memory_format=torch.channels_last))
+    >>> torch.equal(a, b), torch.equal(drop.eval()(x), x)
+    (True, True)
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or x.is_contiguous() or self.inplace:
+            return super().forward(x)
+        return dropout_in_logical_order(x, self.p)
 
 
 class LayoutKeepingInstanceNorm2d(nn.InstanceNorm2d):
@@ -221,7 +262,8 @@ def dense_grad(t: Tensor) -> Tensor:
 
 #: Convolutions whose matrix multiply has at most this many rows (batch x output positions for
 #: a conv, batch x input positions for a transposed conv) run as one GEMM with im2col/col2im
-#: (``F.unfold``/``F.fold``) instead of through oneDNN, whose kernels are slow on such tiny
+#: (channels_last weights: :mod:`i2i.models.im2col`'s NHWC columns; NCHW weights:
+#: ``F.unfold``/``F.fold``) instead of through oneDNN, whose kernels are slow on such tiny
 #: images: the innermost U-Net layers (1 x 1 to 8 x 8 pixels, 512-1024 channels) train 2-5x
 #: faster on a CPU this way (see benchmarks/README.md). Same parameters, same result (to
 #: rounding). Without grad (inference) the GEMM wins on fewer rows only.
@@ -280,13 +322,18 @@ class GemmConv2d(nn.Conv2d):
         wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         if ho < 1 or wo < 1 or b * ho * wo > _gemm_rows_limit():
             return super().forward(x)
-        cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))  # (B, Cin*kh*kw, L)
         weight = self.weight
-        if _is_channels_last(weight):  # memory order (Cout, kh, kw, Cin): match it, no copy
-            cols = cols.view(b, self.in_channels, kh * kw, ho * wo).transpose(1, 2)
+        if _is_channels_last(weight):
+            # memory order (Cout, kh, kw, Cin): columns in that order, from NHWC windows
             weight = weight.permute(0, 2, 3, 1)
+            windows = UnfoldNhwc.apply(
+                x.permute(0, 2, 3, 1), (kh, kw), (sh, sw), (ph, pw), (dh, dw)
+            )
+            rows = windows.view(b * ho * wo, -1)
+        else:
+            cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))  # (B, Cin*kh*kw, L)
+            rows = cols.transpose(1, 2).reshape(b * ho * wo, -1)
         # One 2-D GEMM (B*L, K) @ (K, Cout): a batched matmul would broadcast the weight.
-        rows = cols.reshape(b, -1, ho * wo).transpose(1, 2).reshape(b * ho * wo, -1)
         out = torch.mm(rows, weight.reshape(self.out_channels, -1).t())  # (B*L, Cout)
         if self.bias is not None:
             out = out + self.bias.to(out.dtype)
@@ -326,14 +373,21 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
         cout = self.out_channels
         rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # a view for channels_last x
         weight = self.weight
-        if _is_channels_last(weight):  # memory order (Cin, kh, kw, Cout)
+        if _is_channels_last(weight):  # memory order (Cin, kh, kw, Cout): NHWC columns
             cols = torch.mm(rows, weight.permute(0, 2, 3, 1).reshape(c, -1))
-            cols = cols.view(b, h * w, kh * kw, cout).permute(0, 3, 2, 1)
+            cols = cols.view(b, h, w, kh, kw, cout)
+            geometry = ((kh, kw), (sh, sw), (ph, pw), (dh, dw))
+            out = FoldNhwc.apply(cols, ho, wo, *geometry).permute(0, 3, 1, 2)
         else:
             cols = torch.mm(rows, weight.reshape(c, -1)).view(b, h * w, -1).transpose(1, 2)
-        out = F.fold(
-            cols.reshape(b, cout * kh * kw, h * w), (ho, wo), (kh, kw), (dh, dw), (ph, pw), (sh, sw)
-        )
+            out = F.fold(
+                cols.reshape(b, cout * kh * kw, h * w),
+                (ho, wo),
+                (kh, kw),
+                (dh, dw),
+                (ph, pw),
+                (sh, sw),
+            )
         if self.bias is not None:
             out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
         return out

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from i2i.models.layers import (
     GemmConv2d,
     GemmConvTranspose2d,
+    LogicalOrderDropout,
     check_image_batch,
     check_norm,
     dense_grad,
@@ -123,7 +124,7 @@ class UNetGenerator(nn.Module):
             conv = GemmConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)
             block = [nn.ReLU(inplace=True), conv, norm_layer(norm, c_out)]
             if j in dropped:
-                block.append(nn.Dropout(0.5))
+                block.append(LogicalOrderDropout(0.5))
             decoder.append(nn.Sequential(*block))
         self.decoder = nn.ModuleList(decoder)
         init_weights(self)
