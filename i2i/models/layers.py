@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2i.models.im2col import FoldNhwc, UnfoldNhwc
+from i2i.models.im2col import FoldNhwc, UnfoldNhwc, conv_output_size
 
 NORMS = ("batch", "instance", "none")
 
@@ -312,26 +312,23 @@ class GemmConv2d(nn.Conv2d):
         if not _gemm_possible(self, x):
             return super().forward(x)
         b, _, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+        kernel, stride, padding, dilation = (
             self.kernel_size,
             self.stride,
             self.padding,
             self.dilation,
         )
-        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        ho, wo = conv_output_size((h, w), kernel, stride, padding, dilation)
         if ho < 1 or wo < 1 or b * ho * wo > _gemm_rows_limit():
             return super().forward(x)
         weight = self.weight
         if _is_channels_last(weight):
             # memory order (Cout, kh, kw, Cin): columns in that order, from NHWC windows
             weight = weight.permute(0, 2, 3, 1)
-            windows = UnfoldNhwc.apply(
-                x.permute(0, 2, 3, 1), (kh, kw), (sh, sw), (ph, pw), (dh, dw)
-            )
+            windows = UnfoldNhwc.apply(x.permute(0, 2, 3, 1), kernel, stride, padding, dilation)
             rows = windows.view(b * ho * wo, -1)
         else:
-            cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))  # (B, Cin*kh*kw, L)
+            cols = F.unfold(x, kernel, dilation, padding, stride)  # (B, Cin*kh*kw, L)
             rows = cols.transpose(1, 2).reshape(b * ho * wo, -1)
         # One 2-D GEMM (B*L, K) @ (K, Cout): a batched matmul would broadcast the weight.
         out = torch.mm(rows, weight.reshape(self.out_channels, -1).t())  # (B*L, Cout)
