@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i.models import im2col, patch70, unet_128
+from i2i.models import im2col, layers, patch70, unet_128
 from i2i.models.layers import (
     SMALL_GEMM_ROWS,
     SMALL_GEMM_ROWS_NO_GRAD,
@@ -126,7 +126,84 @@ def test_networks_keep_their_state_dict_and_match_the_stock_networks_end_to_end(
     x = torch.randn(2, 3, 128, 128)
     with torch.no_grad():
         assert torch.allclose(gen(x), stock(x), atol=1e-5)
-    assert set_speedups(patch70(6, ndf=8), True) == 0  # the PatchGAN keeps stock convs
+    assert set_speedups(patch70(6, ndf=8), True) == 1  # the PatchGAN: its last, thin conv
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    ("cin", "cout", "kernel", "padding", "size", "bias"),
+    [
+        (256, 1, 4, 1, (7, 6), True),
+        (256, 1, 4, 0, (5, 9), False),
+        (256, 1, 4, 3, (3, 3), True),
+        (512, 2, 3, 1, (4, 5), True),
+        (256, 1, 2, 1, (1, 1), False),
+    ],
+)
+def test_thin_output_conv_matches_conv2d(gemm_calls, fmt, cin, cout, kernel, padding, size, bias):
+    torch.manual_seed(0)
+    thin = GemmConv2d(cin, cout, kernel, 1, padding, bias=bias).double().to(memory_format=fmt)
+    stock = nn.Conv2d(cin, cout, kernel, 1, padding, bias=bias).double().to(memory_format=fmt)
+    stock.load_state_dict(thin.state_dict())
+    x = torch.randn(2, cin, *size, dtype=torch.float64).contiguous(memory_format=fmt)
+    _assert_same(_grads(thin, x), _grads(stock, x), tol=1e-10)
+    assert gemm_calls == {"fold": 1, "unfold": 1}  # weights first: forward fold, backward unfold
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "stride", "padding"), [(255, 1, 1, 1), (512, 1, 2, 1), (256, 1, 1, 4)]
+)
+def test_thin_output_form_needs_its_channel_ratio_stride_1_and_a_padding_below_the_kernel(
+    gemm_calls, cin, cout, stride, padding
+):
+    conv = GemmConv2d(cin, cout, 4, stride, padding)
+    conv(torch.randn(2, cin, 32, 32))  # 2 x 15 x 15 rows and more: above the GEMM row limit
+    assert gemm_calls == {"fold": 0, "unfold": 0}
+
+
+def test_thin_output_conv_is_twice_differentiable(monkeypatch):
+    """Gradient penalties (WGAN-GP) differentiate the discriminator's input gradient again."""
+    monkeypatch.setattr(layers, "THIN_OUTPUT_MIN_RATIO", 2)
+    torch.manual_seed(0)
+    conv = GemmConv2d(4, 2, 3, 1, 1).double()
+    assert conv._thin_output()
+    x = torch.randn(1, 4, 4, 3, dtype=torch.float64, requires_grad=True)
+    weight = conv.weight.detach().clone().requires_grad_()
+    fn = lambda inp, w: layers._thin_output_conv(inp, w, conv.bias, (1, 1))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, weight))
+    assert torch.autograd.gradgradcheck(fn, (x, weight))
+
+
+def test_patchgan_with_its_thin_last_conv_trains_as_the_stock_one(gemm_calls):
+    """ndf=32: the last conv is 256 -> 1, which takes the weights-first form; the gradient
+    penalty's double backward goes through it too."""
+    from i2i.losses.adversarial import WGANGPLoss
+
+    torch.manual_seed(0)
+    fast = patch70(6, ndf=32).to(memory_format=torch.channels_last)
+    stock = copy.deepcopy(fast)
+    set_speedups(stock, False)
+    x = torch.randn(2, 6, 64, 64).contiguous(memory_format=torch.channels_last)
+    got = _grads(fast, x)
+    assert gemm_calls["fold"] == 1
+    _assert_same(got, _grads(stock, x), tol=1e-4)
+    fake = torch.randn_like(x)
+    penalties = []
+    for net in (fast, stock):
+        torch.manual_seed(1)
+        gp = WGANGPLoss().penalty(net, x, fake)
+        params = list(net.parameters())
+        grads = torch.autograd.grad(gp, params, allow_unused=True)  # the last bias: unused
+        penalties.append(
+            (
+                gp.detach(),
+                *(
+                    torch.zeros_like(p) if g is None else g
+                    for p, g in zip(params, grads, strict=True)
+                ),
+            )
+        )
+    _assert_same(penalties[0], penalties[1], tol=1e-4)
 
 
 def test_bf16_autocast_stays_close_to_fp32():

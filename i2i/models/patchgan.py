@@ -27,7 +27,14 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from i2i.models.layers import check_image_batch, check_norm, init_weights, norm_layer, uses_bias
+from i2i.models.layers import (
+    GemmConv2d,
+    check_image_batch,
+    check_norm,
+    init_weights,
+    norm_layer,
+    uses_bias,
+)
 
 
 def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
@@ -92,7 +99,8 @@ class PatchDiscriminator(nn.Module):
                 layers.append(norm_layer(norm, c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             self.layer_config.append((kernel_size, stride))
-        layers.append(nn.Conv2d(plan[-1][1], 1, kernel_size, 1, pad))
+        # the thin 512 -> 1 output: computed weights first on the CPU (GemmConv2d)
+        layers.append(GemmConv2d(plan[-1][1], 1, kernel_size, 1, pad))
         self.layer_config.append((kernel_size, 1))
         self.model = nn.Sequential(*layers)
         self.receptive_field = receptive_field(self.layer_config)
