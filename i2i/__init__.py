@@ -48,6 +48,7 @@ _LAZY = {
     "norm_layer": "i2i.models.layers",
     "check_image_batch": "i2i.models.layers",
     "DtypeKeepingReflectionPad2d": "i2i.models.layers",
+    "LogicalOrderDropout": "i2i.models.layers",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
@@ -107,6 +108,7 @@ __all__ = [
     "Catalog",
     "ConfigError",
     "DtypeKeepingReflectionPad2d",
+    "LogicalOrderDropout",
     "NonFiniteLossError",
     "Objective",
     "adversarial_terms",

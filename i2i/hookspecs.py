@@ -25,7 +25,9 @@ def i2i_register_generators(register):
     (``i2i.check_image_batch`` refuses other inputs with the built-in networks' messages).
     ``i2i.norm_layer`` and ``i2i.DtypeKeepingReflectionPad2d`` are the built-in networks'
     norms and reflection padding, with their CPU speed paths (bf16 padding stays bf16 under
-    CPU autocast, where ``nn.ReflectionPad2d`` casts to fp32 and back).
+    CPU autocast, where ``nn.ReflectionPad2d`` casts to fp32 and back); their dropout,
+    ``i2i.LogicalOrderDropout``, draws one mask per seed whether the activations are NCHW or
+    channels_last (``nn.Dropout`` fills its mask in memory order).
     """
 
 

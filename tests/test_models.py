@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -290,6 +291,30 @@ def test_resnet_convolutions_get_bf16_inputs_under_autocast_with_the_same_result
     with torch.autocast("cpu", torch.bfloat16):
         net(x)
     assert dtypes == [torch.float32] * 12  # the stock pads: fp32 under CPU autocast
+
+
+@pytest.mark.parametrize("net", ["unet_timm", "resnet_6blocks"])
+def test_generators_with_dropout_draw_one_mask_per_seed_in_either_layout(net):
+    """With dropout on, one seed gives the same outputs and gradients (to rounding) with NCHW
+    and channels_last activations: a run resumed in the other layout trains the same course."""
+    from i2i_cyclegan import resnet_6blocks
+
+    torch.manual_seed(0)
+    if net == "unet_timm":
+        nchw = unet_timm(3, 3, encoder="test_resnet", ngf=8, norm="instance")
+    else:
+        nchw = resnet_6blocks(3, 3, ngf=4, dropout=True)
+    nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 32, 32)
+    results = []
+    for model, inp in ((nchw, x), (nhwc, x.contiguous(memory_format=torch.channels_last))):
+        inp = inp.clone().requires_grad_()
+        torch.manual_seed(1)
+        y = model(inp)
+        y.square().sum().backward()
+        results.append((y.detach(), inp.grad, *(p.grad for p in model.parameters())))
+    for got, want in zip(*results, strict=True):  # rounding apart: the layouts' conv kernels
+        assert (got - want).abs().max() <= 1e-3 * max(1.0, want.abs().max().item())
 
 
 def test_unknown_norm_lists_the_choices():

@@ -18,7 +18,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from i2i.models.layers import check_image_batch, check_norm, init_weights, norm_layer, uses_bias
+from i2i.models.layers import (
+    LogicalOrderDropout,
+    check_image_batch,
+    check_norm,
+    init_weights,
+    norm_layer,
+    uses_bias,
+)
 from i2i.models.unet import DROPOUT_BLOCKS
 
 
@@ -29,7 +36,7 @@ def _conv_block(c_in: int, c_out: int, norm: str, dropout: bool) -> nn.Sequentia
         nn.ReLU(),
     ]
     if dropout:
-        layers.append(nn.Dropout(0.5))
+        layers.append(LogicalOrderDropout(0.5))  # one seed, one mask in either layout
     return nn.Sequential(*layers)
 
 

@@ -25,7 +25,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from i2i import DtypeKeepingReflectionPad2d, check_image_batch, init_weights, norm_layer
+from i2i import (
+    DtypeKeepingReflectionPad2d,
+    LogicalOrderDropout,
+    check_image_batch,
+    init_weights,
+    norm_layer,
+)
 
 NORMS = ("batch", "instance", "none")
 N_DOWNSAMPLING = 2
@@ -48,7 +54,7 @@ class ResnetBlock(nn.Module):
             nn.ReLU(inplace=True),
         ]
         if dropout:
-            layers.append(nn.Dropout(0.5))
+            layers.append(LogicalOrderDropout(0.5))  # one seed, one mask in either layout
         layers += [
             DtypeKeepingReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
