@@ -49,6 +49,8 @@ _LAZY = {
     "check_image_batch": "i2i.models.layers",
     "DtypeKeepingReflectionPad2d": "i2i.models.layers",
     "LogicalOrderDropout": "i2i.models.layers",
+    "GemmConv2d": "i2i.models.layers",
+    "GemmConvTranspose2d": "i2i.models.layers",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
@@ -108,6 +110,8 @@ __all__ = [
     "Catalog",
     "ConfigError",
     "DtypeKeepingReflectionPad2d",
+    "GemmConv2d",
+    "GemmConvTranspose2d",
     "LogicalOrderDropout",
     "NonFiniteLossError",
     "Objective",

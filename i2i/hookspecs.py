@@ -27,7 +27,9 @@ def i2i_register_generators(register):
     norms and reflection padding, with their CPU speed paths (bf16 padding stays bf16 under
     CPU autocast, where ``nn.ReflectionPad2d`` casts to fp32 and back); their dropout,
     ``i2i.LogicalOrderDropout``, draws one mask per seed whether the activations are NCHW or
-    channels_last (``nn.Dropout`` fills its mask in memory order).
+    channels_last (``nn.Dropout`` fills its mask in memory order); ``i2i.GemmConv2d`` and
+    ``i2i.GemmConvTranspose2d`` are ``nn.Conv2d`` and ``nn.ConvTranspose2d`` with the same
+    parameters and their CPU speed paths.
     """
 
 

@@ -257,3 +257,28 @@ def test_logical_order_dropout_is_torch_dropout_on_contiguous_inputs(dtype):
     torch.manual_seed(3)
     last = drop(x.detach().contiguous(memory_format=torch.channels_last).requires_grad_())
     assert torch.equal(last, want) and last.grad_fn is not None
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    ("kernel", "output_padding", "side"), [(3, 1, 20), (4, 0, 24)]
+)  # above the GEMM row limit: oneDNN's kernel, with the bias added apart where that pays
+def test_large_transposed_convs_match_the_stock_layer_bias_gradient_included(
+    fmt, kernel, output_padding, side
+):
+    torch.manual_seed(0)
+    args = (16, 8, kernel, 2, 1, output_padding)
+    fast = GemmConvTranspose2d(*args).to(memory_format=fmt)
+    stock = nn.ConvTranspose2d(*args).to(memory_format=fmt)
+    stock.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 16, side, side).contiguous(memory_format=fmt)
+    assert 2 * side * side > SMALL_GEMM_ROWS
+    _assert_same(_grads(fast, x), _grads(stock, x))
+    fast_bf16, stock_bf16 = [], []
+    for net, out in ((fast, fast_bf16), (stock, stock_bf16)):
+        with torch.autocast("cpu", torch.bfloat16):
+            out.extend(_grads(net, x))
+    fp32 = _grads(stock, x)
+    for got, want, exact in zip(fast_bf16, stock_bf16, fp32, strict=True):
+        # the same to bf16 rounding: as close to fp32 as the stock layer's own bf16 result
+        assert (got.float() - exact).abs().max() <= 2 * (want.float() - exact).abs().max() + 1e-2

@@ -394,7 +394,8 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
 
     Used exactly like ``nn.ConvTranspose2d`` (same parameters and state dict); with
     ``speedups`` false, for larger inputs, or with ``output_size``/``output_padding``, it
-    *is* ``nn.ConvTranspose2d``.
+    computes what ``nn.ConvTranspose2d`` computes, through the same kernels, but for a bias
+    that needs a gradient (:func:`_bias_apart`).
 
     >>> up = GemmConvTranspose2d(8, 4, 4, stride=2, padding=1)
     >>> x = torch.randn(2, 8, 3, 5)
@@ -407,10 +408,10 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         if output_size is not None or any(self.output_padding) or not _gemm_possible(self, x):
-            return super().forward(x, output_size)
+            return self._stock_forward(x, output_size)
         b, c, h, w = x.shape
         if b * h * w > _gemm_rows_limit():
-            return super().forward(x)
+            return self._stock_forward(x)
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
             self.kernel_size,
             self.stride,
@@ -440,6 +441,45 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
         if self.bias is not None:
             out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
         return out
+
+    def _stock_forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        """oneDNN's transposed convolution; a bias that needs a gradient is added after it."""
+        if not _bias_apart(self, x):
+            return super().forward(x, output_size)
+        output_padding = self._output_padding(
+            x, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
+        )
+        out = F.conv_transpose2d(
+            x,
+            self.weight,
+            None,
+            self.stride,
+            self.padding,
+            output_padding,
+            self.groups,
+            self.dilation,
+        )
+        return out + self.bias.to(out.dtype).view(1, -1, 1, 1)
+
+
+def _bias_apart(module: nn.Module, x: Tensor) -> bool:
+    """Whether ``module`` (a transposed convolution) adds its bias after oneDNN's kernel
+    instead of inside it: where the bias needs a gradient, on the speed path, in bf16 or fp16
+    or channels_last (not in plain fp32 or fp64 NCHW).
+
+    oneDNN's transposed-convolution backward computes the bias gradient far slower than a
+    sum over the output gradient: 6.5 ms against 0.16 ms for the CycleGAN generator's
+    128 -> 64 layer at 128 px in bf16 channels_last, 2.2 ms in bf16 NCHW, 2.0 ms in fp32
+    channels_last, but nothing in fp32 NCHW (benchmarks/README.md, *What changed*, item 22).
+    The add costs one pass over the output; the values are the same to rounding.
+    """
+    bias = module.bias
+    if bias is None or not bias.requires_grad or not torch.is_grad_enabled():
+        return False
+    if not speedups_apply(module, x):
+        return False
+    low_precision = torch.is_autocast_enabled("cpu") or x.dtype in (torch.bfloat16, torch.float16)
+    return low_precision or _is_channels_last(x) or _is_channels_last(module.weight)
 
 
 def set_speedups(module: nn.Module, enabled: bool) -> int:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from i2i import (
     DtypeKeepingReflectionPad2d,
+    GemmConvTranspose2d,
     LogicalOrderDropout,
     check_image_batch,
     init_weights,
@@ -124,7 +125,7 @@ class ResnetGenerator(nn.Module):
         ]
         for _ in range(N_DOWNSAMPLING):
             layers += [
-                nn.ConvTranspose2d(
+                GemmConvTranspose2d(  # nn.ConvTranspose2d with a faster bias gradient
                     width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
                 ),
                 norm_layer(norm, width // 2),
