@@ -42,6 +42,21 @@ def conv_output_size(size: Pair, kernel: Pair, stride: Pair, padding: Pair, dila
     )
 
 
+def conv_transpose_output_size(
+    size: Pair, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
+) -> Pair:
+    """The output height and width of a transposed convolution over ``size`` (no output
+    padding): the size whose :func:`conv_output_size` is ``size``, every window inside.
+
+    >>> conv_transpose_output_size((16, 16), (4, 4), (2, 2), (1, 1), (1, 1))
+    (32, 32)
+    """
+    return tuple(  # type: ignore[return-value]
+        (n - 1) * s - 2 * p + d * (k - 1) + 1
+        for n, k, s, p, d in zip(size, kernel, stride, padding, dilation, strict=True)
+    )
+
+
 def unfold_nhwc(x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Tensor:
     """The convolution windows of ``x`` ``(B, H, W, C)``: ``(B, ho, wo, kh, kw, C)``,
     contiguous (zero padding included)."""
@@ -71,9 +86,8 @@ def fold_nhwc(
     if dilation == (1, 1) and kh % sh == 0 and kw % sw == 0:
         out = _fold_by_blocks(cols, stride)
     else:
-        out = cols.new_zeros(
-            b, (ho - 1) * sh + (kh - 1) * dh + 1, (wo - 1) * sw + (kw - 1) * dw + 1, c
-        )
+        full_h, full_w = conv_transpose_output_size((ho, wo), (kh, kw), stride, (0, 0), dilation)
+        out = cols.new_zeros(b, full_h, full_w, c)
         for i in range(kh):
             for j in range(kw):
                 rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)

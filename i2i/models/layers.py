@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2i.models.im2col import FoldNhwc, Pair, UnfoldNhwc, conv_output_size
+from i2i.models.im2col import (
+    FoldNhwc,
+    Pair,
+    UnfoldNhwc,
+    conv_output_size,
+    conv_transpose_output_size,
+)
 
 NORMS = ("batch", "instance", "none")
 
@@ -380,7 +386,7 @@ def _thin_output_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: P
     b, c, h, w = x.shape
     cout, _, kh, kw = weight.shape
     ph, pw = padding
-    ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+    ho, wo = conv_output_size((h, w), (kh, kw), (1, 1), padding, (1, 1))
     rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # a view for channels_last x
     taps = weight.flip(2, 3).permute(1, 2, 3, 0).reshape(c, kh * kw * cout)
     cols = torch.mm(rows, taps)
@@ -416,31 +422,24 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
         b, c, h, w = x.shape
         if b * h * w > _gemm_rows_limit():
             return self._stock_forward(x)
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+        kernel, stride, padding, dilation = geometry = (
             self.kernel_size,
             self.stride,
             self.padding,
             self.dilation,
         )
-        ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + 1
-        wo = (w - 1) * sw - 2 * pw + dw * (kw - 1) + 1
-        cout = self.out_channels
+        (kh, kw), cout = kernel, self.out_channels
+        ho, wo = conv_transpose_output_size((h, w), *geometry)
         rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # a view for channels_last x
         weight = self.weight
         if _is_channels_last(weight):  # memory order (Cin, kh, kw, Cout): NHWC columns
             cols = torch.mm(rows, weight.permute(0, 2, 3, 1).reshape(c, -1))
             cols = cols.view(b, h, w, kh, kw, cout)
-            geometry = ((kh, kw), (sh, sw), (ph, pw), (dh, dw))
             out = FoldNhwc.apply(cols, ho, wo, *geometry).permute(0, 3, 1, 2)
         else:
             cols = torch.mm(rows, weight.reshape(c, -1)).view(b, h * w, -1).transpose(1, 2)
             out = F.fold(
-                cols.reshape(b, cout * kh * kw, h * w),
-                (ho, wo),
-                (kh, kw),
-                (dh, dw),
-                (ph, pw),
-                (sh, sw),
+                cols.reshape(b, cout * kh * kw, h * w), (ho, wo), kernel, dilation, padding, stride
             )
         if self.bias is not None:
             out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
