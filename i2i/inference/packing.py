@@ -272,18 +272,34 @@ def _runs_subpixel(m: nn.Module, x: Tensor, kinds: tuple[str, ...]) -> bool:
     )
 
 
+def subpixel_phase_weight(weight: Tensor) -> Tensor:
+    """The ``(4 * C_out, C_in, 2, 2)`` weight of the 2 x 2 convolution (padding 1) whose output
+    channels ``k * C_out + c`` are output phase ``k`` (row-major over ``(row, column)`` parity)
+    of the 4 x 4, stride-2, padding-1 transposed convolution with ``weight`` ``(C_in, C_out, 4,
+    4)``; phase ``(a, d)`` of an ``H x W`` input is that output cropped to ``[a : a + H, d : d +
+    W]``.
+
+    >>> w = torch.randn(3, 2, 4, 4)
+    >>> x = torch.randn(1, 3, 5, 5)
+    >>> phases = F.conv2d(x, subpixel_phase_weight(w), padding=1)
+    >>> out = F.conv_transpose2d(x, w, stride=2, padding=1)
+    >>> torch.allclose(phases[:, 2:4, :5, 1:6], out[:, :, ::2, 1::2], atol=1e-5)
+    True
+    """
+    phases = [
+        weight[:, :, list(_PHASE_TAPS[a])][:, :, :, list(_PHASE_TAPS[b])].transpose(0, 1)
+        for a in (0, 1)
+        for b in (0, 1)
+    ]
+    return torch.cat(phases)
+
+
 def _subpixel_weights(packed: _PackedWeights, x: Tensor) -> tuple[Tensor, Tensor | None]:
     """The packed 2 x 2 convolution whose ``4 * C_out`` outputs are the transposed
     convolution's four output phases (made on first use, packed for ``x``'s size, kept beside
     the layer's own)."""
     if packed.subpixel is None:
-        plain = packed.plain()  # (C_in, C_out, 4, 4)
-        phases = [
-            plain[:, :, list(_PHASE_TAPS[a])][:, :, :, list(_PHASE_TAPS[b])].transpose(0, 1)
-            for a in (0, 1)
-            for b in (0, 1)
-        ]
-        weight = torch.cat(phases).contiguous(memory_format=torch.channels_last)
+        weight = subpixel_phase_weight(packed.plain()).contiguous(memory_format=torch.channels_last)
         size = None if capturing_graph() else list(x.shape)
         reordered = torch.ops.mkldnn._reorder_convolution_weight(weight, *_SUBPIXEL_ARGS, size)
         bias = None if packed.bias is None else packed.bias.repeat(4)
