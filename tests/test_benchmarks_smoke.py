@@ -16,6 +16,7 @@ from benchmarks import (
     data_rate,
     device,
     harness,
+    int8_probe,
     machine,
     profiling,
     quality,
@@ -44,6 +45,7 @@ TINY = TrainSetup(size=32, num_downs=5, batch=1, ngf=8, ndf=8)
         cyclegan,
         steady,
         device,
+        int8_probe,
     ],
 )
 def test_doctests_of_the_benchmark_modules_pass(module):
@@ -301,3 +303,27 @@ def test_the_quality_means_verdict_tells_a_shift_from_seed_noise():
     assert not mean_verdict(shifted, fp32)["l1"]["within"]
     with pytest.raises(ValueError, match="at least 2 fp32 seeds"):
         mean_verdict(bf16, fp32[:1])
+
+
+def test_the_int8_probe_runs_the_unet_it_was_given():
+    from i2i.models.unet import UNetGenerator
+
+    torch.manual_seed(0)
+    g = UNetGenerator(3, 3, num_downs=5, ngf=8).eval()
+    for m in g.modules():  # trained-looking statistics, so that folding them matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.2)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    plain = int8_probe.subpixel_unet(g)
+    with torch.no_grad():
+        want = g(x)
+        assert torch.allclose(plain(x), want, atol=1e-5)
+        int8 = int8_probe.quantize(plain, [x])(x)
+    assert int8.shape == want.shape and int8.dtype == torch.float32
+    error = (int8 - want).pow(2).mean().sqrt() / want.pow(2).mean().sqrt()
+    assert error < 0.25, f"int8 output {error:.3f} of the float output's size away from it"
+    with pytest.raises(TypeError, match="U-Net with skips"):
+        int8_probe.subpixel_unet(torch.nn.Conv2d(3, 3, 1))
