@@ -29,6 +29,14 @@ from benchmarks.harness import count_flops
 from benchmarks.setups import PathSettings, TrainSetup, enter_path
 
 STARTUP_TIMEOUT_S = 600.0
+#: Idle time the parent leaves before each timed call, after any worker's call ended. A worker's
+#: OpenMP threads keep spinning for some milliseconds after its call (libgomp's default wait
+#: policy), and on 2 cores the next worker's call shares the cores with that spin: on Zen 5
+#: (2026-12-05, infer256_b1) i2i's 18-ms call took 26-27 ms right after the reference's call,
+#: 21-24 ms 2-5 ms after it, and its own 18-20 ms from 10 ms on; with passive waiting in both
+#: workers there was no difference at all. Spinning lasts longer on CPUs with a slower
+#: ``pause``, hence the margin.
+SETTLE_S = 0.05
 
 
 def _serve(conn: Any, spec_d: dict, settings_d: dict, seed: int) -> None:
@@ -108,9 +116,19 @@ class PathWorker:
         self._conn.send(cmd)
         return self._expect()
 
+    #: when the last call of any worker ended (``time.perf_counter``)
+    _idle_since = 0.0
+
     def call(self) -> float:
-        """Seconds one call took in the worker."""
-        return float(self._ask("call"))
+        """Seconds one call took in the worker, asked for once the cores have been idle for
+        :data:`SETTLE_S` since the last call of any worker."""
+        idle = time.perf_counter() - PathWorker._idle_since
+        if idle < SETTLE_S:
+            time.sleep(SETTLE_S - idle)
+        try:
+            return float(self._ask("call"))
+        finally:
+            PathWorker._idle_since = time.perf_counter()
 
     def peak_bytes(self) -> int:
         """Peak memory growth of the worker since before it built its networks: resident

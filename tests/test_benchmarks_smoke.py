@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import itertools
 import json
 import mmap
+import time
 
 import pytest
 import torch
@@ -90,6 +92,27 @@ def test_isolated_workers_report_time_memory_and_flops():
         == ""
     )
     assert r.flops == harness.count_flops(rows.make_fn(spec, REFERENCE))
+
+
+def test_each_workers_call_starts_once_the_last_call_of_any_worker_has_settled(monkeypatch):
+    from benchmarks.workers import SETTLE_S, PathWorker
+
+    asked = []  # (worker, start, end) of every call
+
+    def fake_ask(self, cmd):
+        start = time.perf_counter()
+        time.sleep(0.002)
+        asked.append((self.name, start, time.perf_counter()))
+        return 0.001
+
+    monkeypatch.setattr(PathWorker, "_ask", fake_ask)
+    a, b = object.__new__(PathWorker), object.__new__(PathWorker)
+    a.name, b.name = "a", "b"
+    for worker in (a, b, b, a, a, b):
+        assert worker.call() == 0.001
+    gaps = [nxt[1] - prev[2] for prev, nxt in itertools.pairwise(asked)]
+    assert [w for w, *_ in asked] == ["a", "b", "b", "a", "a", "b"]
+    assert min(gaps) >= SETTLE_S, gaps
 
 
 def test_a_restarted_peak_leaves_out_the_memory_used_before_it():
