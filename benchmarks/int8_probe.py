@@ -16,8 +16,8 @@ per-tensor activations):
 4. with ``--run RUN``: that run's generator on facades val, fp32, i2i's default and int8: the
    scores against the targets and the PSNR of each path's outputs from fp32's.
 
-``python -m benchmarks.int8_probe``                    (about 2 minutes on 2 cores)
-``python -m benchmarks.int8_probe --run runs/facades`` (about 2 minutes more)
+``python -m benchmarks.int8_probe``
+``python -m benchmarks.int8_probe --run runs/facades``  (under 2 minutes on 2 cores, 2026-12-05)
 
 ``torch.ao``'s quantized tensors print a deprecation warning in torch 2.14; the probe silences it.
 

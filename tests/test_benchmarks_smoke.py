@@ -31,6 +31,10 @@ from benchmarks.rows import RowSpec, measure_row
 from benchmarks.setups import REFERENCE, TrainSetup, engine_defaults, translator_defaults
 
 TINY = TrainSetup(size=32, num_downs=5, batch=1, ngf=8, ndf=8)
+NEEDS_X86_INT8 = pytest.mark.skipif(
+    not {"x86", "fbgemm"} <= set(torch.backends.quantized.supported_engines),
+    reason="this torch build has no x86/fbgemm int8 engine (the int8 probe's)",
+)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +51,7 @@ TINY = TrainSetup(size=32, num_downs=5, batch=1, ngf=8, ndf=8)
         cyclegan,
         steady,
         device,
-        int8_probe,
+        pytest.param(int8_probe, marks=NEEDS_X86_INT8),
     ],
 )
 def test_doctests_of_the_benchmark_modules_pass(module):
@@ -328,6 +332,7 @@ def test_the_quality_means_verdict_tells_a_shift_from_seed_noise():
         mean_verdict(bf16, fp32[:1])
 
 
+@NEEDS_X86_INT8
 def test_the_int8_probe_runs_the_unet_it_was_given():
     from i2i.models.unet import UNetGenerator
 
