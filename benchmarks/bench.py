@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # `python benchmarks/bench.py`
 
 from benchmarks.data_rate import data_images_per_second, default_workers, facades_dataset
 from benchmarks.device import DEVICES, DeviceUnavailable, bench_device, describe_memory, use_device
+from benchmarks.harness import median
 from benchmarks.machine import (
     PEAK_DRIFT,
     conv_peaks,
@@ -220,6 +221,39 @@ def format_steady_memory(results: list[RowResult]) -> str:
     return "\n".join([head, *lines])
 
 
+def format_call_spread(results: list[RowResult], *, reference: str = "reference") -> str:
+    """One line per row: each path's fastest, median and slowest call (ms), and the ratio of
+    each path's fastest call to the reference's fastest: on a shared machine the reference's
+    own calls can spread over 4x in one run, and this shows how much of a row's ratio that is.
+
+    >>> from benchmarks.rows import PathResult
+    >>> from benchmarks.setups import REFERENCE, TrainSetup, translator_defaults
+    >>> row = RowResult(RowSpec("infer256_b1", "infer", TrainSetup()), flops=1)
+    >>> row.paths["reference"] = PathResult(REFERENCE, [0.075, 0.4, 0.12], 1 / 0.12)
+    >>> row.paths["i2i"] = PathResult(translator_defaults(), [0.017, 0.024, 0.018], 1 / 0.018)
+    >>> print(format_call_spread([row]))
+    calls, fastest / median / slowest ms (fastest against the reference's fastest):
+      infer unet_256 256px b1: reference 75 / 120 / 400, i2i 17 / 18 / 24 (4.41x)
+    """
+    lines = []
+    for r in results:
+        if reference not in r.paths:
+            continue
+        ref_fastest = min(r.paths[reference].seconds)
+        figures = []
+        for name, p in r.paths.items():
+            ms = sorted(s * 1e3 for s in p.seconds)
+            text = f"{name} {ms[0]:.0f} / {median(ms):.0f} / {ms[-1]:.0f}"
+            if name != reference:
+                text += f" ({ref_fastest / min(p.seconds):.2f}x)"
+            figures.append(text)
+        lines.append(f"  {r.spec.label()}: {', '.join(figures)}")
+    if not lines:
+        return ""
+    head = "calls, fastest / median / slowest ms (fastest against the reference's fastest):"
+    return "\n".join([head, *lines])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0]
@@ -372,10 +406,10 @@ def run_speed(args: argparse.Namespace, out=print) -> dict:
             )
         out("")
         out(format_table(results, peaks))
-        steady = format_steady_memory(results)
-        if steady:
-            out("")
-            out(steady)
+        for extra in (format_steady_memory(results), format_call_spread(results)):
+            if extra:
+                out("")
+                out(extra)
     report["rows"] = [r.to_dict() for r in results]
     if not args.no_data:
         root = data_root()
