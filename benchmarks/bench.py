@@ -239,13 +239,12 @@ def format_call_spread(results: list[RowResult], *, reference: str = "reference"
     for r in results:
         if reference not in r.paths:
             continue
-        ref_fastest = min(r.paths[reference].seconds)
         figures = []
         for name, p in r.paths.items():
             ms = sorted(s * 1e3 for s in p.seconds)
             text = f"{name} {ms[0]:.0f} / {median(ms):.0f} / {ms[-1]:.0f}"
             if name != reference:
-                text += f" ({ref_fastest / min(p.seconds):.2f}x)"
+                text += f" ({r.fastest_speedup(name, reference):.2f}x)"
             figures.append(text)
         lines.append(f"  {r.spec.label()}: {', '.join(figures)}")
     if not lines:
@@ -339,11 +338,8 @@ def run_steady(
     )
     for row in steady.all_rounds:
         kept, total = steady.counts(row.spec.name)
-        fastest = {name: min(p.seconds) for name, p in row.paths.items()}
         ratios = ", ".join(
-            f"{name} {fastest['reference'] / t:.2f}x"
-            for name, t in fastest.items()
-            if name != "reference"
+            f"{name} {row.fastest_speedup(name):.2f}x" for name in row.paths if name != "reference"
         )
         out(
             f"  {row.spec.name}: {kept} of {total} rounds at the best speed; fastest call of "

@@ -109,6 +109,10 @@ class RowResult:
         """Median images/s of ``path`` over that of ``reference``."""
         return self.paths[path].images_per_s / self.paths[reference].images_per_s
 
+    def fastest_speedup(self, path: str, reference: str = "reference") -> float:
+        """``reference``'s fastest call over ``path``'s fastest call."""
+        return min(self.paths[reference].seconds) / min(self.paths[path].seconds)
+
     def to_dict(self) -> dict:
         return {
             "name": self.spec.name,
