@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -45,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmarks.harness import count_flops, interleaved, median
 from benchmarks.setups import (
     TrainSetup,
     build_networks,
@@ -75,17 +74,6 @@ def _quiet() -> None:
     torch.backends.quantized.engine = ENGINE
 
 
-def _median_seconds(fn: Callable[[], object], reps: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @torch.no_grad()
 def conv_rates(shapes: Sequence[tuple[int, ...]] = CONV_SHAPES, reps: int = 9) -> list[dict]:
     """GOP/s of one convolution forward per shape, fp32 and bf16 channels_last and int8.
@@ -107,11 +95,11 @@ def conv_rates(shapes: Sequence[tuple[int, ...]] = CONV_SHAPES, reps: int = 9) -
         qweight = torch.quantize_per_channel(conv.weight, scales, zeros, 0, torch.qint8)
         qconv.set_weight_bias(qweight, conv.bias)
         qx = torch.quantize_per_tensor(x, float(x.abs().max()) / 127, 128, torch.quint8)
-        size_out = (size + 2 - k) // stride + 1
-        ops = 2 * b * size_out * size_out * c_in * c_out * k * k
+        fns = {"fp32": partial(conv, x), "bf16": partial(conv16, x16), "int8": partial(qconv, qx)}
+        ops = count_flops(fns["fp32"])
+        times = interleaved(fns, reps=reps, warmup=2)
         row = {"shape": (b, c_in, c_out, size, k, stride)}
-        for name, layer, inp in (("fp32", conv, x), ("bf16", conv16, x16), ("int8", qconv, qx)):
-            row[name] = ops / _median_seconds(partial(layer, inp), reps) / 1e9
+        row.update({name: ops / median(t) / 1e9 for name, t in times.items()})
         out.append(row)
     return out
 
@@ -219,7 +207,7 @@ def subpixel_unet(generator: UNetGenerator) -> nn.Module:
     generator = copy.deepcopy(generator).float().eval()
     blocks = []
     for block in [*generator.encoder, *generator.decoder]:
-        layers = [_stock(m) for m in block if not _is_dropout(m)]
+        layers = [_stock(m) for m in block if not isinstance(m, nn.Dropout)]
         out = []
         for m in layers:
             if isinstance(m, nn.BatchNorm2d) and out and isinstance(out[-1], nn.ConvTranspose2d):
@@ -233,10 +221,6 @@ def subpixel_unet(generator: UNetGenerator) -> nn.Module:
         )
     n = len(generator.encoder)
     return _PlainUNet(nn.ModuleList(blocks[:n]), nn.ModuleList(blocks[n:])).eval()
-
-
-def _is_dropout(m: nn.Module) -> bool:
-    return isinstance(m, nn.Dropout) or type(m).__name__ == "LogicalOrderDropout"
 
 
 @torch.no_grad()
@@ -278,17 +262,8 @@ def whole_network(batches: Sequence[int] = (1, 8), reps: int = 9) -> list[dict]:
         x = calibration[0].contiguous(memory_format=torch.channels_last)
 
         run_int8 = partial(_call_without_grad, int8, x)
-
-        times: dict[str, list[float]] = {"default": [], "int8": []}
-        for fn in (default, run_int8, default, run_int8):
-            fn()
-        for r in range(reps):
-            order = (("default", default), ("int8", run_int8))
-            for name, fn in order if r % 2 == 0 else order[::-1]:
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-        rates = {k: batch / statistics.median(v) for k, v in times.items()}
+        times = interleaved({"default": default, "int8": run_int8}, reps=reps, warmup=2)
+        rates = {k: batch / median(v) for k, v in times.items()}
         out.append({"batch": batch, "precision": settings.precision, **rates})
     return out
 
