@@ -273,11 +273,11 @@ def scores(run: Path, data_root: Path, size: int = 256) -> dict[str, dict[str, f
     """Mean L1/PSNR/SSIM on facades val of ``run``'s generator in eval mode: fp32, i2i's
     default path and int8 (calibrated on every 12th train image), and each path's PSNR (dB)
     from the fp32 outputs."""
+    from benchmarks.quality import score_runners
     from i2i import catalog as default_catalog
     from i2i.data import PreprocessConfig, build_dataset
     from i2i.engine.checkpoint import build_role, load_checkpoint
     from i2i.inference.translator import Translator
-    from i2i.metrics.pixel import l1_per_image, psnr_per_image, ssim_per_image
 
     catalog = default_catalog()
     task = catalog.tasks.get("facades").obj
@@ -289,18 +289,7 @@ def scores(run: Path, data_root: Path, size: int = 256) -> dict[str, dict[str, f
     int8 = quantize(subpixel_unet(gen), [train[i]["input"][None] for i in range(0, len(train), 12)])
     default = Translator(copy.deepcopy(gen), task, mode="eval", seed=None, bf16_weights=True)
     paths = {"fp32": gen, "default": default.run, "int8": int8}
-    sums = {p: dict.fromkeys(("l1", "psnr", "ssim", "psnr_from_fp32"), 0.0) for p in paths}
-    for i in range(len(val)):
-        x, y = val[i]["input"][None], val[i]["target"][None]
-        real = task.output_to_image(x, y)
-        preds = {p: task.output_to_image(x, f(x).float()).clamp(0, 1) for p, f in paths.items()}
-        for p, pred in preds.items():
-            sums[p]["l1"] += float(l1_per_image(pred, real).sum())
-            sums[p]["psnr"] += float(psnr_per_image(pred, real).sum())
-            sums[p]["ssim"] += float(ssim_per_image(pred, real).sum())
-            if p != "fp32":
-                sums[p]["psnr_from_fp32"] += float(psnr_per_image(pred, preds["fp32"]).sum())
-    return {p: {k: v / len(val) for k, v in m.items()} for p, m in sums.items()}
+    return score_runners(task, val, paths, baseline="fp32")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -30,6 +30,7 @@ import dataclasses
 import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -117,26 +118,57 @@ def evaluate_precisions(
     val = build_dataset(task, Path(root) / "facades", "val", preprocess=pre, train=False)
     generator = generator.float().to(memory_format=torch.contiguous_format)
     runners = {p: _runner(generator, task, p) for p in precisions}
-    sums = {p: dict.fromkeys(METRICS, 0.0) for p in precisions}
-    between = 0.0
+    baseline = "fp32" if "fp32" in runners and "bf16" in runners else None
     with set_test_mode(generator, "paper"), torch.random.fork_rng():
-        for i in range(len(val)):
-            item = val[i]
-            x, y = item["input"][None], item["target"][None]
-            real: Tensor = task.output_to_image(x, y)
-            preds = {}
-            for p in precisions:
-                torch.manual_seed(i)
-                preds[p] = task.output_to_image(x, runners[p](x)).clamp(0, 1)
-                sums[p]["l1"] += float(l1_per_image(preds[p], real).sum())
-                sums[p]["psnr"] += float(psnr_per_image(preds[p], real).sum())
-                sums[p]["ssim"] += float(ssim_per_image(preds[p], real).sum())
-            if "fp32" in preds and "bf16" in preds:
-                between += float(psnr_per_image(preds["bf16"], preds["fp32"]).sum())
-    out = {p: {k: v / len(val) for k, v in m.items()} for p, m in sums.items()}
-    if "fp32" in preds and "bf16" in preds:
-        out["bf16_vs_fp32"] = {"psnr": between / len(val)}
+        out = score_runners(task, val, runners, seed_each_image=True, baseline=baseline)
+    if baseline:
+        between = {p: out[p].pop("psnr_from_fp32") for p in precisions if p != baseline}
+        out["bf16_vs_fp32"] = {"psnr": between["bf16"]}
     return out
+
+
+def score_runners(
+    task,
+    items,
+    runners: dict[str, Callable[[Tensor], Tensor]],
+    *,
+    seed_each_image: bool = False,
+    baseline: str | None = None,
+) -> dict[str, dict[str, float]]:
+    """Mean L1, PSNR and SSIM against the targets of each of ``runners`` (name -> ``x ->
+    output``) over the dataset ``items``, as images (``task.output_to_image``, clamped to
+    [0, 1]). With ``seed_each_image`` every runner is called after ``torch.manual_seed(i)``
+    for image ``i``, so dropout draws the same masks on every path. With ``baseline`` (a
+    runner's name), every other runner also gets ``psnr_from_<baseline>``: the mean PSNR (dB)
+    of its output images from the baseline's.
+
+    >>> from i2i import catalog
+    >>> task = catalog().tasks.get("facades").obj
+    >>> items = [{"input": torch.zeros(3, 8, 8), "target": torch.zeros(3, 8, 8)}]
+    >>> s = score_runners(task, items, {"a": lambda x: x, "b": lambda x: x + 0.5}, baseline="a")
+    >>> s["a"]["l1"], round(s["b"]["l1"], 3), round(s["b"]["psnr_from_a"], 2)
+    (0.0, 0.25, 12.04)
+    """
+    names = list(runners)
+    keys = METRICS + ((f"psnr_from_{baseline}",) if baseline else ())
+    sums = {p: dict.fromkeys(keys if baseline and p != baseline else METRICS, 0.0) for p in names}
+    for i in range(len(items)):
+        x, y = items[i]["input"][None], items[i]["target"][None]
+        real: Tensor = task.output_to_image(x, y)
+        preds = {}
+        for p in names:
+            if seed_each_image:
+                torch.manual_seed(i)
+            preds[p] = task.output_to_image(x, runners[p](x).float()).clamp(0, 1)
+            sums[p]["l1"] += float(l1_per_image(preds[p], real).sum())
+            sums[p]["psnr"] += float(psnr_per_image(preds[p], real).sum())
+            sums[p]["ssim"] += float(ssim_per_image(preds[p], real).sum())
+        for p in names:
+            if baseline and p != baseline:
+                sums[p][f"psnr_from_{baseline}"] += float(
+                    psnr_per_image(preds[p], preds[baseline]).sum()
+                )
+    return {p: {k: v / len(items) for k, v in m.items()} for p, m in sums.items()}
 
 
 def _runner(generator: torch.nn.Module, task, precision: str):

@@ -332,6 +332,21 @@ def test_the_quality_means_verdict_tells_a_shift_from_seed_noise():
         mean_verdict(bf16, fp32[:1])
 
 
+def test_scored_paths_see_the_same_dropout_only_when_each_image_is_seeded():
+    """Two paths that draw the same random output score alike only with the seed reset per
+    image; a baseline gets no distance from itself."""
+    from i2i import catalog
+
+    task = catalog().tasks.get("facades").obj
+    items = [{"input": torch.zeros(3, 16, 16), "target": torch.zeros(3, 16, 16)}] * 3
+    noisy = {"a": lambda x: torch.rand_like(x) * 2 - 1, "b": lambda x: torch.rand_like(x) * 2 - 1}
+    seeded = quality.score_runners(task, items, noisy, seed_each_image=True, baseline="a")
+    assert seeded["a"] == {k: v for k, v in seeded["b"].items() if k != "psnr_from_a"}
+    assert seeded["b"]["psnr_from_a"] >= 100 and "psnr_from_a" not in seeded["a"]
+    unseeded = quality.score_runners(task, items, noisy, baseline="a")
+    assert unseeded["a"]["l1"] != unseeded["b"]["l1"] and unseeded["b"]["psnr_from_a"] < 20
+
+
 @NEEDS_X86_INT8
 def test_the_int8_probe_runs_the_unet_it_was_given():
     from i2i.models.unet import UNetGenerator
