@@ -84,6 +84,10 @@ class Task:
       in class-index order; what a demo draws with, what a segmentation score decodes labels by.
     - ``canvas``: what ``i2i demo`` draws the input with, one of :data:`CANVASES`; by default
       ``palette`` for a task with a palette, ``color`` otherwise.
+    - ``reads_alpha``: whether ``image_to_input`` reads a user's alpha channel. ``i2i
+      translate``, :meth:`i2i.inference.Translator.translate` and the demo's uploads then hand it
+      an image with transparency as ``(4, H, W)`` (RGB, then alpha); images without it still
+      come as ``(3, H, W)``. False: transparency is composited onto white first.
 
     All conversions accept ``(C, H, W)`` and ``(B, C, H, W)``.
     """
@@ -103,6 +107,7 @@ class Task:
     description: str = ""
     palette: tuple[tuple[str, tuple[int, int, int]], ...] = ()
     canvas: str = ""
+    reads_alpha: bool = False
 
     def __post_init__(self) -> None:
         if not self.canvas:  # frozen: the default is filled in once, here

@@ -549,6 +549,27 @@ def test_example_inputs_are_drawn_as_the_model_sees_them(catalog):
     assert torch.allclose(model.as_seen(shown[0]), shown[0], atol=1e-6)
 
 
+def test_an_inpaint_upload_shows_its_transparent_hole_in_black(catalog):
+    """As the eraser draws a hole, so the page gets an upload's transparent one back."""
+    from i2i.demo import DemoModel
+    from i2i.inference import Translator
+
+    inpaint = catalog.tasks.get("inpaint").obj
+    srv, thread = serve([DemoModel("m", Translator(torch.nn.Conv2d(4, 3, 1), inpaint), "m")])
+    try:
+        upload = Image.new("RGBA", (16, 16), (200, 150, 100, 255))
+        upload.paste((255, 255, 255, 0), (4, 4, 8, 8))
+        status, kind, body = request(srv, "POST", "/api/upload?name=hole.png", png(upload))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join()
+    assert (status, kind) == (200, "image/png"), body
+    seen = np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(int)
+    assert (seen[4:8, 4:8] == 0).all()
+    assert np.abs(seen[0, 0] - (200, 150, 100)).max() <= 1 and (seen[8:] != 0).all()
+
+
 def test_no_data_means_no_examples_and_says_why(catalog, tmp_path):
     from i2i.demo import example_inputs
     from i2i.inference import Translator

@@ -473,3 +473,38 @@ def test_channels_last_leaves_other_than_4d_weights_alone(module_catalog):
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert net.volume.is_contiguous()
     assert tr.translate(torch.rand(3, 8, 8)).shape == (3, 8, 8)
+
+
+def test_an_inpaint_image_s_transparent_hole_is_filled_as_a_black_one(
+    cli, module_catalog, tmp_path
+):
+    """The inpaint task's rule for a user's hole (transparent, or pure black) holds for files,
+    for PIL images and paths through the API, and for RGBA and RGB files batched together."""
+    run = tmp_path / "run"
+    make_checkpoint(run, module_catalog, task="inpaint", generator="resnet_6blocks")
+    rng = np.random.default_rng(0)
+    photo = rng.integers(10, 256, (32, 32, 3), dtype=np.uint8)  # no pure black pixel
+    hole = (slice(8, 16), slice(8, 20))
+    alpha = np.full((32, 32, 1), 255, np.uint8)
+    alpha[hole] = 0
+    black, white = photo.copy(), photo.copy()
+    black[hole], white[hole] = 0, 255  # white: what compositing the transparency gives
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.concatenate([photo, alpha], axis=2), "RGBA").save(src / "rgba.png")
+    Image.fromarray(black).save(src / "black.png")
+    Image.fromarray(white).save(src / "white.png")
+    out = tmp_path / "out"
+    args = ["translate", "-c", str(run), str(src), "-o", str(out), "--no-progress"]
+    result = CliRunner().invoke(cli, args + ["--batch-size", "3", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    got = {p.stem: np.asarray(Image.open(p)) for p in out.iterdir()}
+    assert np.array_equal(got["rgba"], got["black"])
+    assert not np.array_equal(got["rgba"][hole], got["white"][hole])
+    known = np.ones((32, 32), bool)
+    known[hole] = False
+    assert np.array_equal(got["rgba"][known], photo[known])  # the known pixels are kept
+
+    tr = i2i.load(run, precision="fp32")
+    for source in (Image.open(src / "rgba.png"), src / "rgba.png"):
+        assert np.array_equal(np.asarray(tr.translate(source)), got["black"])

@@ -203,7 +203,7 @@ def _decode(
                     )
                 img.load()
                 img = _upright(img)
-                array = _to_array(img, path, keep_alpha)
+                tensor = pil_image_to_tensor(img, keep_alpha=keep_alpha, name=str(path))
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -225,7 +225,7 @@ def _decode(
         else:
             reason = f"the file is corrupt or unsupported ({type(exc).__name__}: {detail})"
         raise ImageReadError(path, reason) from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return tensor
 
 
 def _upright(img: Image.Image) -> Image.Image:
@@ -234,6 +234,20 @@ def _upright(img: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(img)
     except Exception:  # corrupt EXIF must not make a readable image unreadable
         return img
+
+
+def pil_image_to_tensor(
+    img: Image.Image, *, keep_alpha: bool = False, name: str = "the image"
+) -> Tensor:
+    """A decoded PIL image as ``(3, H, W)`` (or, with ``keep_alpha`` and transparency, ``(4, H,
+    W)``) float in [0, 1], converted as this module's docstring says; ``name`` stands for the
+    image in an :class:`ImageReadError`.
+
+    >>> pil_image_to_tensor(Image.new("I;16", (3, 2), 65535)).unique().tolist()
+    [1.0]
+    """
+    array = _to_array(img, Path(name), keep_alpha)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def _to_array(img: Image.Image, path: Path, keep_alpha: bool) -> np.ndarray:

@@ -112,6 +112,7 @@ def photo_task(
     metrics: tuple[str, ...] = IMAGE_METRICS,
     description: str = "",
     canvas: str = "",
+    reads_alpha: bool = False,
     **conversions: Callable[..., Any],
 ) -> Task:
     """A ``single``-layout :class:`i2i.Task` deriving its input from photos, with the paper's
@@ -132,6 +133,7 @@ def photo_task(
         default_data=builtin_data_root,
         description=description,
         canvas=canvas,
+        reads_alpha=reads_alpha,
         **conversions,
     )
 

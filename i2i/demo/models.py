@@ -60,7 +60,8 @@ class DemoModel:
                 tr.mode = default_mode
 
     def as_seen(self, image: Tensor) -> Tensor:
-        """``image`` as the model sees it, shown as RGB: gray for a 1-channel task, and so on."""
+        """``image`` (RGB, or RGBA for a task that reads alpha) as the model sees it, shown as
+        RGB: gray for a 1-channel task, an inpaint hole in black, and so on."""
         task = self.translator.task
         return task.input_to_image(task.image_to_input(image[None]))[0].clamp(0.0, 1.0)
 

@@ -8,7 +8,8 @@ Routes (nothing else; no request names a file on disk):
 - ``POST /api/translate?model=I&mode=paper|eval&seed=S`` with an image as the body: the
   translation as PNG, at the input's size;
 - ``POST /api/upload?model=I&name=N`` with an image file as the body: the image as the model sees it
-  (decoded by :func:`i2i.data.decode_image`, gray for a 1-channel task), as PNG.
+  (decoded by :func:`i2i.data.decode_image`, gray for a 1-channel task, an inpaint upload's
+  transparent hole in black), as PNG.
 
 Every refusal is a 4xx with a JSON body ``{"error": message}``. Each connection has its own
 thread and a socket timeout, so a slow or stalled client holds only its own thread.
@@ -240,12 +241,14 @@ class DemoHandler(BaseHTTPRequestHandler):
         except OSError:
             return
 
-    def _image(self, name: str) -> Tensor:
+    def _image(self, name: str, *, keep_alpha: bool = False) -> Tensor:
         from i2i.data import ImageReadError, ImageTooLargeError, decode_image
 
         data = self._body()
         try:
-            return decode_image(data, name, max_pixels=self.server.limits.max_pixels)
+            return decode_image(
+                data, name, keep_alpha=keep_alpha, max_pixels=self.server.limits.max_pixels
+            )
         except ImageTooLargeError as exc:
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{exc} (i2i demo --max-pixels)"
@@ -332,7 +335,8 @@ class DemoHandler(BaseHTTPRequestHandler):
         query = self._query()
         model = self._model(query)
         name = "".join(c for c in query.get("name", "") if c.isprintable())[:100]
-        image = self._image(name or "the upload")
+        keep_alpha = model.translator.task.reads_alpha  # an inpaint upload's transparent hole
+        image = self._image(name or "the upload", keep_alpha=keep_alpha)
         self._send(HTTPStatus.OK, png_bytes(model.as_seen(image)), "image/png")
 
 

@@ -28,9 +28,11 @@ def batches_by_size(
     pairs: Sequence[tuple[Path, Path]],
     batch_size: int,
     *,
+    keep_alpha: bool = False,
     skipped: list[tuple[Path, str]] | None = None,
 ) -> Iterator[tuple[torch.Tensor, list[Path]]]:
-    """Read inputs in order and yield ``(images (B, 3, H, W), outputs)`` of same-size images.
+    """Read inputs in order and yield ``(images (B, 3, H, W), outputs)`` of same-size images
+    (with ``keep_alpha``, images with transparency come as ``(B, 4, H, W)``, batched apart).
 
     A batch is yielded when ``batch_size`` images of one size have been read; the rest at the end.
     An unreadable input raises :class:`~i2i.data.ImageReadError`, or, when a ``skipped`` list is
@@ -43,13 +45,13 @@ def batches_by_size(
     buckets: dict[tuple[int, int], list[tuple[torch.Tensor, Path]]] = {}
     for src, dst in pairs:
         try:
-            img = read_image(src)
+            img = read_image(src, keep_alpha=keep_alpha)
         except ImageReadError as exc:
             if skipped is None:
                 raise
             skipped.append((Path(src), str(exc)))
             continue
-        bucket = buckets.setdefault(tuple(img.shape[-2:]), [])
+        bucket = buckets.setdefault(tuple(img.shape), [])
         bucket.append((img, dst))
         if len(bucket) == batch_size:
             yield torch.stack([i for i, _ in bucket]), [o for _, o in bucket]
@@ -78,7 +80,10 @@ def translate_files(
     written: list[Path] = []
     with tqdm(total=len(pairs), unit="img", desc="translate", disable=not progress) as bar:
         before = 0
-        for images, outputs in batches_by_size(pairs, batch_size, skipped=skipped):
+        keep_alpha = translator.task.reads_alpha
+        for images, outputs in batches_by_size(
+            pairs, batch_size, keep_alpha=keep_alpha, skipped=skipped
+        ):
             results = translator.translate_batch(images)
             for img, dst in zip(results, outputs, strict=True):
                 written.append(write_image(img, dst, overwrite=overwrite))

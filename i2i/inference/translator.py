@@ -24,7 +24,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
@@ -85,7 +84,8 @@ class Translator:
 
     - ``translate(img)``: a PIL image or an image path -> PIL image; a tensor ``(3, H, W)`` or
       ``(B, 3, H, W)`` in [0, 1] -> a tensor of the same shape (on the CPU).
-    - ``translate_batch(images)``: ``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` in [0, 1].
+    - ``translate_batch(images)``: ``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` in [0, 1]
+      (``(B, 4, H, W)`` with alpha in, for a task that reads it: ``Task.reads_alpha``).
     - ``run(x)``: the model's own input ``(B, in_channels, H, W)`` in [-1, 1] -> its output.
 
     ``mode`` is ``"eval"`` (deterministic) or ``"paper"`` (dropout on, batch statistics);
@@ -403,12 +403,13 @@ class Translator:
             if image.ndim == 3:
                 return self.translate_batch(image[None])[0]
             return self.translate_batch(image)
+        keep_alpha = self.task.reads_alpha
         if isinstance(image, Image.Image):
-            tensor = pil_to_tensor(image)
+            tensor = pil_to_tensor(image, keep_alpha=keep_alpha)
         elif isinstance(image, (str, os.PathLike)):
             from i2i.data import read_image
 
-            tensor = read_image(image)
+            tensor = read_image(image, keep_alpha=keep_alpha)
         else:
             raise TypeError(
                 f"translate() takes a PIL image, an image path or a (3, H, W) tensor in [0, 1]; "
@@ -426,18 +427,19 @@ class Translator:
         )
 
 
-def pil_to_tensor(image: Image.Image) -> Tensor:
-    """A PIL image as ``(3, H, W)`` float RGB in [0, 1] (alpha composited onto white).
+def pil_to_tensor(image: Image.Image, *, keep_alpha: bool = False) -> Tensor:
+    """A PIL image as ``(3, H, W)`` float RGB in [0, 1], converted as :func:`i2i.data.read_image`
+    converts a file's (transparency composited onto white, or with ``keep_alpha`` kept as a
+    fourth channel).
 
     >>> pil_to_tensor(Image.new("LA", (5, 4))).shape
     torch.Size([3, 4, 5])
+    >>> pil_to_tensor(Image.new("LA", (5, 4)), keep_alpha=True).shape
+    torch.Size([4, 4, 5])
     """
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    from i2i.data.io import pil_image_to_tensor
+
+    return pil_image_to_tensor(image, keep_alpha=keep_alpha)
 
 
 def tensor_to_pil(image: Tensor) -> Image.Image:

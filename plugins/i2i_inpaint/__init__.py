@@ -6,10 +6,10 @@ model input has 4 channels: the photo in [-1, 1] with the hole set to 0, then th
 hole, 0 elsewhere); the target is the photo. ``output_to_image`` pastes the generated pixels into
 the hole and keeps the known pixels.
 
-For ``i2i translate`` the hole is given in the image itself, by one rule:
-an image with an alpha channel (RGBA PNG) has its hole where it is transparent (alpha < 1/2);
-an RGB image has its hole where it is pure black (every channel at most 1/255). Save such images
-as PNG: JPEG compression moves black pixels off zero. Use :func:`inpaint_task` to make a variant
+For ``i2i translate`` (and the Python API's ``translate``, and an upload to ``i2i demo``) the
+hole is given in the image itself: where it is pure black (every channel at most 1/255) and,
+in an image with transparency (an RGBA PNG, say), also where it is transparent (alpha < 1/2).
+Save such images as PNG: JPEG compression moves black pixels off zero, and drops transparency. Use :func:`inpaint_task` to make a variant
 with other mask sizes.
 
 >>> import torch
@@ -38,10 +38,19 @@ def mask_input(img: Tensor, mask: Tensor) -> Tensor:
 
 
 def hole_from_image(img: Tensor) -> Tensor:
-    """The hole of a user's image: transparent pixels (RGBA) or pure black ones (RGB)."""
+    """The hole of a user's image (RGB or RGBA in [0, 1]): its pure black pixels and, with an
+    alpha channel, its transparent ones.
+
+    >>> img = torch.ones(4, 1, 3)
+    >>> img[:3, 0, 0] = 0.0  # black and opaque
+    >>> img[3, 0, 1] = 0.0  # white and transparent
+    >>> hole_from_image(img).flatten().tolist()
+    [1.0, 1.0, 0.0]
+    """
+    hole = (img[..., :3, :, :] <= BLACK).all(dim=-3, keepdim=True)
     if img.shape[-3] == 4:
-        return (img[..., 3:, :, :] < 0.5).to(img.dtype)
-    return (img[..., :3, :, :] <= BLACK).all(dim=-3, keepdim=True).to(img.dtype)
+        hole |= img[..., 3:, :, :] < 0.5
+    return hole.to(img.dtype)
 
 
 def inpaint_task(**mask_options: Any) -> Task:
@@ -72,6 +81,7 @@ def inpaint_task(**mask_options: Any) -> Task:
         output_to_image=output_to_image,
         input_to_image=input_to_image,
         canvas="holes",
+        reads_alpha=True,
         description=__doc__.split("\n\n>>>")[0],
     )
 
