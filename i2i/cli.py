@@ -206,6 +206,23 @@ def _format_row(r: dict[str, Any]) -> str:
     return f"{r['name']:<22} {r['summary']}{tail}"
 
 
+def describe_os_error(exc: OSError) -> str:
+    """A failed file operation in one line, naming the file(s).
+
+    >>> describe_os_error(NotADirectoryError(20, "Not a directory", "notes.txt/out"))
+    'Not a directory: notes.txt/out'
+    >>> describe_os_error(OSError(28, "No space left on device", "run/metrics.jsonl"))
+    'the disk is full: No space left on device: run/metrics.jsonl'
+    """
+    import errno
+
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    text = f"{exc.strerror or exc}" + (f": {' -> '.join(names)}" if names else "")
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        text = f"the disk is full: {text}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: build the default plugin manager, then run the CLI."""
     from i2i.plugins import PluginLoadError, make_plugin_manager
@@ -219,6 +236,11 @@ def main(argv: list[str] | None = None) -> None:
         build_cli(pm).main(args=argv, prog_name="i2i")
     except PluginLoadError as exc:  # an installed plugin imported when its hook is first called
         click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # a path of the user's that cannot be read or written (full disk...)
+        if exc.filename is None:
+            raise
+        click.echo(f"Error: {describe_os_error(exc)}", err=True)
         sys.exit(1)
     except Exception as exc:
         devices = sys.modules.get("i2i.engine.devices")  # not imported: not from there

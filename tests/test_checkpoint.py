@@ -257,3 +257,50 @@ def test_build_generator_from_checkpoint_alone(tmp_path):
     ckpt.config["roles"]["generator"]["options"]["ngf"] = 8
     with pytest.raises(CheckpointError, match="generator.safetensors"):
         build_generator(ckpt, cat)
+
+
+def test_a_checkpoint_s_files_cannot_point_outside_it(tmp_path):
+    """latest.json and the role names come from files a user may have been sent: neither may
+    make i2i load, resume into or prune another folder."""
+    victim = _save(tmp_path / "victim", 6)
+    attack = tmp_path / "attack" / "checkpoints"
+    attack.mkdir(parents=True)
+    for pointer in ("../../victim/checkpoints/step_00000006", str(victim), "step_6/../x"):
+        (attack / "latest.json").write_text(json.dumps({"step": 6, "dir": pointer}))
+        with pytest.raises(CheckpointError, match="not a step_N folder inside"):
+            load_checkpoint(tmp_path / "attack")
+    path = _save(tmp_path / "run", 1)
+    config = json.loads((path / "config.json").read_text())
+    for roles, translators, message in (
+        ({"/tmp/elsewhere": config["roles"]["generator"]}, None, "is not a role name"),
+        ({"generator": "x"}, None, "not a mapping"),
+        (None, {"AtoB": "../../x"}, "not a role name"),
+    ):
+        bad = {**config, "roles": roles or config["roles"]}
+        bad["translators"] = translators or config["translators"]
+        (path / "config.json").write_text(json.dumps(bad))
+        with pytest.raises(CheckpointError, match=f"config.json: .*{message}"):
+            load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"step": "four"}, "'step' and 'epoch' must be whole numbers"),
+        ({"roles.options": [1]}, "options must be a mapping"),
+        ({"roles.options": {"ngf": "eight"}}, "ngf must be a positive int"),
+        ({"roles.name": "nosuchgen"}, "Unknown generator 'nosuchgen'"),
+    ],
+)
+def test_a_malformed_checkpoint_config_is_an_error_naming_it(tmp_path, change, message):
+    path = _save(tmp_path / "run", 1)
+    config = json.loads((path / "config.json").read_text())
+    for key, value in change.items():
+        if key.startswith("roles."):
+            config["roles"]["generator"][key.split(".")[1]] = value
+        else:
+            config[key] = value
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=str(path / "config.json")) as err:
+        build_generator(load_checkpoint(path), tiny_catalog())
+    assert message in str(err.value)

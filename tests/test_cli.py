@@ -179,3 +179,38 @@ def test_a_device_the_machine_lacks_is_an_error_message_not_a_traceback(tmp_path
     err = capsys.readouterr().err
     assert err.strip() == "Error: --device cuda was asked for, but torch sees no CUDA GPU"
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (
+            NotADirectoryError(20, "Not a directory", "notes.txt/out"),
+            "Not a directory: notes.txt/out",
+        ),
+        (PermissionError(13, "Permission denied", "/root/x"), "Permission denied: /root/x"),
+    ],
+)
+def test_a_path_that_cannot_be_used_is_a_message_not_a_traceback(
+    monkeypatch, capsys, error, message
+):
+    import click
+
+    import i2i.cli
+
+    @click.command()
+    def fails():
+        raise error
+
+    monkeypatch.setattr(i2i.cli, "build_cli", lambda pm: fails)
+    with pytest.raises(SystemExit) as exit_:
+        i2i.cli.main([])
+    assert exit_.value.code == 1 and capsys.readouterr().err == f"Error: {message}\n"
+
+
+def test_a_device_that_does_not_exist_is_named():
+    from i2i.engine.devices import DeviceUnavailableError, resolve_device
+
+    for name in ("banana", "cuda:7" if not torch.cuda.is_available() else "banana"):
+        with pytest.raises(DeviceUnavailableError, match=f"--device '?{name}"):
+            resolve_device(name)

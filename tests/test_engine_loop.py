@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from i2i.config import RunConfig
 from i2i.engine import checkpoint as ck
 from i2i.engine.loop import Trainer, TrainingInterrupted, lr_factor
 from i2i.engine.runner import RunDirError, prepare_run_dir, resume_config, train
@@ -108,6 +109,24 @@ def test_max_steps_is_a_total_and_resume_continues(catalog, data, tmp_path):
     assert ckpt.step == 7 and ckpt.train_state()["batch_in_epoch"] == 1  # 6 per epoch
     steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"]
     assert steps == [2, 4, 6, 7]
+
+
+def test_resuming_an_older_checkpoint_in_place_keeps_the_later_ones_unless_told(
+    catalog, data, tmp_path
+):
+    out = _run(catalog, data, tmp_path / "r", max_steps=4, save_every=2)
+    names = sorted(p.name for p in ck.list_checkpoints(out))
+    assert names == ["step_00000002", "step_00000004"]
+    older = out / "checkpoints" / "step_00000002"
+    cfg = resume_config(older, catalog, max_steps=4)
+    with pytest.raises(RunDirError, match="step_00000004 came later"):
+        train(cfg, catalog=catalog, resume=older, quiet=True)
+    assert ck.load_checkpoint(out).step == 4  # untouched
+    branch = tmp_path / "branch"  # into another folder: nothing of the run is replaced
+    train(cfg.replace(out=str(branch)), catalog=catalog, resume=older, quiet=True)
+    assert ck.load_checkpoint(branch).step == 4 and ck.load_checkpoint(out).step == 4
+    train(cfg, catalog=catalog, resume=older, overwrite=True, quiet=True)
+    assert ck.load_checkpoint(out).step == 4
 
 
 def test_resume_mid_epoch_gives_identical_weights(catalog, data, tmp_path):
@@ -249,9 +268,16 @@ def test_run_folder_is_never_clobbered(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(RunDirError, match="--overwrite"):
-        prepare_run_dir(out)
     (out / "metrics.jsonl").write_text("{}\n")
+    (out / "samples").mkdir()
+    (out / "samples" / "my_photo.png").write_text("mine too")
+    for overwrite in (False, True):  # not an i2i run: --overwrite cannot apply to it
+        with pytest.raises(RunDirError, match="not an i2i run folder"):
+            prepare_run_dir(out, overwrite=overwrite)
+    assert (out / "samples" / "my_photo.png").is_file()
+    (out / "config.json").write_text(json.dumps(RunConfig(task="colorize").to_dict()))
+    with pytest.raises(RunDirError, match="saved no checkpoint; pick another --out, or pass --"):
+        prepare_run_dir(out)
     (out / "checkpoints").mkdir()
     prepare_run_dir(out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # only i2i outputs went

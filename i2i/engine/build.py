@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -56,26 +57,14 @@ def make_generator(
     """The generator named by ``config["generator"]``, freshly initialised."""
     entry = catalog.generators.get(config["generator"])
     options = generator_options(config, entry.obj)
-    try:
-        return entry.build(in_channels=in_channels, out_channels=out_channels, **options)
-    except TypeError as exc:
-        raise ConfigError(
-            f"generator {entry.name!r} rejected its options {options}: {exc} "
-            f"(see `i2i info {entry.name}`)"
-        ) from exc
+    return _build(entry, "generator", options, in_channels=in_channels, out_channels=out_channels)
 
 
 def make_discriminator(catalog: Catalog, config: Mapping[str, Any], in_channels: int) -> nn.Module:
     """The discriminator named by ``config["discriminator"]``, freshly initialised."""
     entry = catalog.discriminators.get(config["discriminator"])
     options = discriminator_options(config, entry.obj)
-    try:
-        return entry.build(in_channels=in_channels, **options)
-    except TypeError as exc:
-        raise ConfigError(
-            f"discriminator {entry.name!r} rejected its options {options}: {exc} "
-            f"(see `i2i info {entry.name}`)"
-        ) from exc
+    return _build(entry, "discriminator", options, in_channels=in_channels)
 
 
 def build_network(catalog: Catalog, spec: Mapping[str, Any]) -> nn.Module:
@@ -91,19 +80,33 @@ def build_network(catalog: Catalog, spec: Mapping[str, Any]) -> nn.Module:
     if kind not in ("generator", "discriminator"):
         raise ConfigError(f"a role's kind must be 'generator' or 'discriminator', got {kind!r}")
     entry = catalog.registry(kind).get(spec["name"])
-    options = dict(spec.get("options") or {})
+    options = spec.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"a role's options must be a mapping of names to values, got {options!r}")
+    options = dict(options)
     if "norm" in options and not _takes_norm(entry.obj):
         options.pop("norm")
     channels = {"in_channels": int(spec["in_channels"])}
     if kind == "generator":
         channels["out_channels"] = int(spec["out_channels"])
+    return _build(entry, kind, options, **channels)
+
+
+def _build(entry: Any, kind: str, options: Mapping[str, Any], **channels: int) -> nn.Module:
+    """``entry.build(**channels, **options)``; a factory's refusal of its options (a wrong
+    keyword or type, a bad value, a size beyond memory) is a :class:`ConfigError` naming them."""
     try:
         return entry.build(**channels, **options)
-    except TypeError as exc:
-        raise ConfigError(
-            f"{kind} {entry.name!r} rejected its options {options}: {exc} "
-            f"(see `i2i info {entry.name}`)"
-        ) from exc
+    except (TypeError, ValueError) as exc:
+        why = str(exc)
+    except RuntimeError as exc:
+        if "allocate" not in str(exc):
+            raise
+        why = f"its weights need more memory than there is ({str(exc).splitlines()[0][:200]})"
+    raise ConfigError(
+        f"{kind} {entry.name!r} rejected its options {dict(options)} with {channels}: {why} "
+        f"(see `i2i info {entry.name}`)"
+    )
 
 
 class _SkipRandomInit(TorchFunctionMode):
@@ -147,5 +150,26 @@ def without_random_init() -> Iterator[None]:
     >>> net(torch.ones(1, 2)).tolist()
     [[2.0, 2.0, 2.0]]
     """
-    with _SkipRandomInit():
-        yield
+    token = _WEIGHTS_LOADED_NEXT.set(True)
+    try:
+        with _SkipRandomInit():
+            yield
+    finally:
+        _WEIGHTS_LOADED_NEXT.reset(token)
+
+
+_WEIGHTS_LOADED_NEXT: ContextVar[bool] = ContextVar("i2i_weights_loaded_next", default=False)
+
+
+def weights_loaded_next() -> bool:
+    """Whether the network being built gets all its weights loaded next (inside
+    :func:`without_random_init`, as a checkpoint rebuilds it): a factory then skips reading
+    initial weights from a file, which the checkpoint's own weights replace anyway.
+
+    >>> weights_loaded_next()
+    False
+    >>> with without_random_init():
+    ...     weights_loaded_next()
+    True
+    """
+    return _WEIGHTS_LOADED_NEXT.get()

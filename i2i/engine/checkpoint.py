@@ -191,17 +191,43 @@ def role_spec(
 
 
 def role_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The ``roles`` of a checkpoint config; for format 1, rebuilt from its generator fields."""
-    if isinstance(config.get("roles"), dict):
-        return dict(config["roles"])
-    return format1.roles(config)
+    """The ``roles`` of a checkpoint config; for format 1, rebuilt from its generator fields.
+
+    Raises :class:`CheckpointError` for a role whose name could not name a weights file
+    (:data:`ROLE_PATTERN`) or whose spec is not a mapping.
+    """
+    specs = (
+        dict(config["roles"]) if isinstance(config.get("roles"), dict) else format1.roles(config)
+    )
+    for role, spec in specs.items():
+        if not ROLE_PATTERN.match(str(role)):
+            raise CheckpointError(
+                f"role {role!r} in the checkpoint config is not a role name (letters, digits "
+                "and underscores, a letter first): i2i never writes such a name"
+            )
+        if not isinstance(spec, Mapping):
+            raise CheckpointError(
+                f"role {role!r} in the checkpoint config is {spec!r}, not a mapping of its "
+                "kind, name and options"
+            )
+    return specs
 
 
 def translators_of(config: Mapping[str, Any]) -> dict[str, str]:
-    """The ``translators`` of a checkpoint config; for format 1, the generator one way."""
-    if isinstance(config.get("translators"), dict):
-        return {str(k): str(v) for k, v in config["translators"].items()}
-    return format1.translators(config)
+    """The ``translators`` of a checkpoint config; for format 1, the generator one way.
+
+    Raises :class:`CheckpointError` for a translator that is not a role name.
+    """
+    if not isinstance(config.get("translators"), dict):
+        return format1.translators(config)
+    table = {str(k): str(v) for k, v in config["translators"].items()}
+    for direction, role in table.items():
+        if not ROLE_PATTERN.match(role):
+            raise CheckpointError(
+                f"translator {direction!r} in the checkpoint config names {role!r}, which is "
+                "not a role name (letters, digits and underscores, a letter first)"
+            )
+    return table
 
 
 _GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")
@@ -218,6 +244,12 @@ def safe_torch_load(path: str | os.PathLike, *, what: str = "file") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = _GLOBAL_NAME.search(str(exc))
+        if found is None and "global" not in str(exc).lower():  # garbage, not a request
+            detail = str(exc).partition("WeightsUnpickler error:")[2].strip() or str(exc)
+            raise CheckpointError(
+                f"{path}: cannot read {what}: it is not a file torch.save wrote, or it is "
+                f"corrupt ({detail.splitlines()[0][:200]})"
+            ) from None
         asks = f" ({found.group(1)})" if found else ""
         raise CheckpointError(
             f"Refusing to load {path}: it asks for a Python object{asks} that safe loading "
@@ -327,11 +359,12 @@ def save_checkpoint(
 
 
 def _latest_name(ckdir: Path) -> str | None:
-    """The folder ``latest.json`` names now, or None."""
+    """The step folder ``latest.json`` names now, or None (also for a name that is not one)."""
     try:
-        return str(json.loads((ckdir / LATEST_FILE).read_text())["dir"])
+        name = str(json.loads((ckdir / LATEST_FILE).read_text())["dir"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return name if _STEP_NAME.fullmatch(name) else None
 
 
 def _save_failure(ckdir: Path, name: str, previous: str | None, stage: str, exc: OSError) -> str:
@@ -518,6 +551,13 @@ def _latest_in(ckdir: Path) -> Path:
             target = ckdir / str(record["dir"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{latest} is unreadable ({exc})") from exc
+        if not _STEP_NAME.fullmatch(target.name) or target.parent != ckdir:
+            # a pointer elsewhere would load, resume and prune another run's checkpoints
+            raise CheckpointError(
+                f"{latest} names {str(record['dir'])!r}, not a step_N folder inside {ckdir}; "
+                "i2i writes only such names there: restore the file, or pass the checkpoint "
+                "folder itself"
+            )
         if is_checkpoint_dir(target):
             return target
         aside = _interrupted_replace(ckdir, str(record["dir"]))  # a save killed mid-rename
@@ -555,7 +595,11 @@ def load_checkpoint(
         raise CheckpointError(f"{config_path} is not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or "step" not in config:
         raise CheckpointError(f"{config_path} is not an i2i checkpoint config (no 'step')")
-    specs = role_specs(config)
+    try:
+        specs = role_specs(config)
+        translators_of(config)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{config_path}: {exc}") from None
     if "roles" not in config and not (ckpt_dir / format1.GENERATOR_FILE).is_file():
         raise CheckpointError(
             f"Checkpoint {ckpt_dir} is incomplete: {format1.GENERATOR_FILE} is missing"
@@ -570,13 +614,14 @@ def load_checkpoint(
         if spec.get("kind") == "discriminator" and "roles" not in config and not file.is_file():
             continue  # format 1: a run without an adversarial term saved no discriminator
         weights[role] = _load_weights(file)
-    return Checkpoint(
-        path=ckpt_dir,
-        config=config,
-        weights=weights,
-        step=int(config["step"]),
-        epoch=int(config.get("epoch", 0)),
-    )
+    try:
+        step, epoch = int(config["step"]), int(config.get("epoch", 0))
+    except (TypeError, ValueError):
+        raise CheckpointError(
+            f"{config_path}: 'step' and 'epoch' must be whole numbers, got "
+            f"{config['step']!r} and {config.get('epoch', 0)!r}"
+        ) from None
+    return Checkpoint(path=ckpt_dir, config=config, weights=weights, step=step, epoch=epoch)
 
 
 def _load_weights(path: Path) -> dict[str, Tensor]:
@@ -607,8 +652,16 @@ def build_role(ckpt: Checkpoint, role: str, catalog: Catalog) -> nn.Module:
     if role not in ckpt.weights:
         raise CheckpointError(f"Checkpoint {ckpt.path}: the weights of {role!r} were not loaded")
     spec = specs[role]
-    with without_random_init():  # every weight is loaded next, strictly
-        model = build_network(catalog, spec)
+    from i2i.registry import UnknownComponentError
+
+    try:
+        with without_random_init():  # every weight is loaded next, strictly
+            model = build_network(catalog, spec)
+    except (UnknownComponentError, KeyError, TypeError, ValueError) as exc:
+        what = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise CheckpointError(
+            f"{ckpt.path / CONFIG_FILE}: role {role!r} cannot be rebuilt from it: {what}"
+        ) from exc
     _load_strict(model, ckpt.weights[role], ckpt.path / f"{role}{WEIGHTS_SUFFIX}", spec["name"])
     return model
 

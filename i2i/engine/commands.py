@@ -137,19 +137,24 @@ def run_cmd(ctx: click.Context, **opts: Any) -> None:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # e.g. the disk filled up while writing metrics or samples
         raise click.ClickException(_os_error_message(exc, opts.get("out") or resume)) from exc
-    click.echo(str(run_dir))
+    from i2i.engine.distributed import dist_info_from_env
+
+    if dist_info_from_env().is_main:  # under torchrun, once (rank 0), not once per process
+        click.echo(str(run_dir))
 
 
 def _os_error_message(exc: OSError, out: str | None) -> str:
     """A one-line account of a failed file operation during a run, naming the file."""
-    import errno
+    from i2i.cli import describe_os_error
+    from i2i.engine.checkpoint import list_checkpoints
 
-    where = f" ({exc.filename})" if exc.filename else ""
-    text = f"{exc.strerror or exc}{where}"
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        text = f"the disk is full: {text}"
-    resume = f"; continue from its latest checkpoint with `i2i run --resume {out}`" if out else ""
-    return f"Training stopped: {text}{resume}"
+    if out is None:
+        then = ""
+    elif list_checkpoints(out):
+        then = f"; continue from its latest checkpoint with `i2i run --resume {out}`"
+    else:
+        then = f"; it saved no checkpoint yet: start it again with `--out {out} --overwrite`"
+    return f"Training stopped: {describe_os_error(exc)}{then}"
 
 
 def _flags(opts: dict[str, Any]) -> dict[str, Any]:

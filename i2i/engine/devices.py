@@ -124,7 +124,15 @@ def resolve_device(name: str | torch.device, local_rank: int | None = None) -> t
         return torch.device("cuda", local_rank or 0)
     if name == "mps" and not torch.backends.mps.is_available():
         raise DeviceUnavailableError("--device mps was asked for, but MPS is not available")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise DeviceUnavailableError(
+            f"--device {name!r} names no device; use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(f"--device {name} was asked for, but torch sees no CUDA GPU")
+    return device
 
 
 @lru_cache(maxsize=1)

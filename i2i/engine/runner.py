@@ -13,6 +13,7 @@ This is the Python API behind ``i2i run``::
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -112,7 +113,8 @@ def prepare_run_dir(
 ) -> Path:
     """Make ``out`` ready: new or empty; the run being resumed; or ``overwrite`` an old run.
 
-    Never deletes a user's files: ``overwrite`` removes only what an i2i run writes
+    Never deletes a user's files: ``overwrite`` applies only to a folder an i2i run wrote
+    (its ``config.json`` a run config), removes only what such a run writes
     (:data:`RUN_OUTPUTS`) and leaves every other file where it is.
     """
     out = Path(out).absolute()
@@ -121,12 +123,25 @@ def prepare_run_dir(
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            what = "an earlier i2i run" if (out / RUN_CONFIG_FILE).is_file() else "files"
+        replace = (
+            f"pass --overwrite to replace its i2i outputs ({', '.join(RUN_OUTPUTS)}; other "
+            "files are left alone)"
+        )
+        if not _is_run_folder(out):
             raise RunDirError(
-                f"--out {out} already holds {what}. Continue it with --resume {out}, "
-                f"pick another --out, or pass --overwrite to replace its i2i outputs "
-                f"({', '.join(RUN_OUTPUTS)}; other files are left alone)."
+                f"--out {out} already holds files and is not an i2i run folder (no run "
+                f"{RUN_CONFIG_FILE}); pick another --out, a new or empty folder. --overwrite "
+                "replaces only an earlier i2i run's outputs, never other files."
+            )
+        if not overwrite:
+            if ckpt_io.list_checkpoints(out):
+                raise RunDirError(
+                    f"--out {out} already holds an earlier i2i run. Continue it with --resume "
+                    f"{out}, pick another --out, or {replace}."
+                )
+            raise RunDirError(
+                f"--out {out} already holds an earlier i2i run that saved no checkpoint; "
+                f"pick another --out, or {replace}."
             )
         for name in RUN_OUTPUTS:
             target = out / name
@@ -136,6 +151,34 @@ def prepare_run_dir(
                 target.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _later_checkpoints(checkpoint: ckpt_io.Checkpoint, out: Path) -> list[Path]:
+    """The checkpoints after ``checkpoint`` in its own run, when training goes on into it and
+    the run's latest checkpoint is a later one (not so for the leftover of a save killed
+    before it was pointed to: resuming replaces that as before)."""
+    if out.resolve() != checkpoint.run_dir.resolve():
+        return []
+    try:
+        latest = ckpt_io.resolve_checkpoint_dir(checkpoint.run_dir)
+    except ckpt_io.CheckpointError:
+        return []
+    if latest.resolve() == checkpoint.path.resolve():
+        return []
+    return [
+        p
+        for p in ckpt_io.list_checkpoints(checkpoint.run_dir)
+        if int(p.name.removeprefix("step_")) > checkpoint.step
+    ]
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """Whether ``folder``'s ``config.json`` is an i2i run config (a task and a generator)."""
+    try:
+        config = json.loads((folder / RUN_CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"task", "generator"} <= set(config)
 
 
 def train(
@@ -166,9 +209,21 @@ def train(
     if cfg.out is None:
         cfg = cfg.replace(out=str(checkpoint.run_dir) if checkpoint else default_out(cfg.task))
 
+    if checkpoint is not None:
+        later = _later_checkpoints(checkpoint, Path(cfg.out))
+        if later and not overwrite:
+            raise RunDirError(
+                f"{checkpoint.path} is not the latest checkpoint of {checkpoint.run_dir}: "
+                f"{', '.join(p.name for p in later)} came later, and resuming here would "
+                "replace them. Resume the latest (--resume with the run folder), continue into "
+                "another --out, or pass --overwrite to delete the later checkpoints first."
+            )
     device = resolve_device(cfg.device, _local_rank())
     dist = init_distributed(device)
     try:
+        if dist.is_main and checkpoint is not None:
+            for path in _later_checkpoints(checkpoint, Path(cfg.out)):  # --overwrite asked
+                shutil.rmtree(path)
         if dist.is_main:
             run_dir = prepare_run_dir(
                 cfg.out, resuming=checkpoint.run_dir if checkpoint else None, overwrite=overwrite

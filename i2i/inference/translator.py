@@ -39,7 +39,7 @@ from i2i.engine.devices import (
 )
 from i2i.inference.cuda_graphs import GraphedForward
 from i2i.inference.modes import check_mode, set_test_mode
-from i2i.inference.options import DEFAULT_TILE, PRECISIONS
+from i2i.inference.options import DEFAULT_TILE, MODES, PRECISIONS
 from i2i.inference.packing import is_packed, pack_convolutions, unpack_convolutions
 from i2i.inference.padding import crop, pad_to_multiple
 from i2i.inference.tiling import tiled_forward
@@ -513,12 +513,18 @@ def load(
     generator = build_role(ckpt, role, catalog)
     if (direction or trained) != trained:
         task = reversed_task(task)
+    recorded = cfg.get("test_mode") or "eval"
+    if mode is None and recorded not in MODES:
+        raise CheckpointError(
+            f"{ckpt.path}/config.json: test_mode must be one of {', '.join(MODES)}, got "
+            f"{recorded!r}; pass a mode (i2i translate --mode)"
+        )
     return Translator(
         generator,
         task,
         config=cfg,
         task_name=task_name,
-        mode=mode or cfg.get("test_mode") or "eval",
+        mode=mode or recorded,
         device=device,
         precision=precision,
         tile=tile,

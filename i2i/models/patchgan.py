@@ -74,8 +74,9 @@ class PatchDiscriminator(nn.Module):
     ):
         super().__init__()
         check_norm(norm)
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        for name, value in (("in_channels", in_channels), ("ndf", ndf)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         if n_layers < 1:
             raise ValueError(f"n_layers must be at least 1, got {n_layers}")
         if kernel_size not in (1, 4):

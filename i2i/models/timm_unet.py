@@ -1,7 +1,8 @@
 """A U-Net decoder on any timm encoder (``features_only=True``), never downloading weights.
 
 The encoder starts from random weights unless ``weights=PATH`` names a local safetensors file or
-a ``torch.save``'d state dict (loaded with ``weights_only=True``). Inputs in [-1, 1] are mapped to
+a ``torch.save``'d state dict (loaded with ``weights_only=True``); a checkpoint rebuilds the
+network without reading that file again, as its own weights replace them. Inputs in [-1, 1] are mapped to
 the encoder's expected normalization (its ``pretrained_cfg`` mean and std).
 
 >>> import torch
@@ -134,7 +135,9 @@ class TimmUNet(nn.Module):
             mean, std = mean.mean().repeat(in_channels), std.mean().repeat(in_channels)
         self.register_buffer("input_mean", mean.view(1, -1, 1, 1), persistent=False)
         self.register_buffer("input_std", std.view(1, -1, 1, 1), persistent=False)
-        if weights is not None:
+        from i2i.engine.build import weights_loaded_next
+
+        if weights is not None and not weights_loaded_next():  # a checkpoint holds them all
             load_encoder_weights(self.encoder, weights, in_channels=in_channels, name=encoder)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -155,11 +158,22 @@ class TimmUNet(nn.Module):
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    """A state dict from a safetensors or ``torch.save`` file (loaded safely: nothing but
+    tensors and plain data is unpickled); an unreadable file is a ``ValueError`` naming it."""
+    from i2i.engine.checkpoint import CheckpointError, safe_torch_load
+
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ValueError(f"{path} is not a readable safetensors file ({exc})") from None
+    try:
+        obj = safe_torch_load(path, what="encoder weights")
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from None
     for key in ("state_dict", "model", "encoder"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

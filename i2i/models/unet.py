@@ -89,8 +89,12 @@ class UNetGenerator(nn.Module):
         check_norm(norm)
         if num_downs < 2:
             raise ValueError(f"num_downs must be at least 2, got {num_downs}")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or value < 1:
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("ngf", ngf),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.num_downs, self.skips = num_downs, skips
