@@ -410,3 +410,28 @@ def test_unet_timm_weight_errors_name_the_file(tmp_path):
     torch.save(partial, path)
     with pytest.raises(ValueError, match="missing"):
         load_encoder_weights(enc, path, name="test_efficientnet")
+
+
+def test_a_unet_timm_checkpoint_loads_without_its_encoder_weights_file(tmp_path):
+    """The encoder weights file seeds training only: rebuilt from a checkpoint, the network
+    takes every weight from the checkpoint, even where that file is gone (another machine)."""
+    from i2i import catalog
+    from i2i.engine.checkpoint import build_role, load_checkpoint, role_spec, save_checkpoint
+
+    path = tmp_path / "enc.pt"
+    torch.save(unet_timm(3, 3, encoder="test_efficientnet", ngf=4).encoder.state_dict(), path)
+    options = {"encoder": "test_efficientnet", "ngf": 4, "weights": str(path)}
+    trained = unet_timm(3, 3, **options)
+    spec = role_spec("generator", "unet_timm", options, 3, 3)
+    save_checkpoint(
+        tmp_path / "run",
+        step=1,
+        epoch=0,
+        config={"task": "colorize", "generator": "unet_timm"},
+        weights={"generator": trained.state_dict()},
+        extra={"roles": {"generator": spec}, "translators": {"AtoB": "generator"}},
+    )
+    path.unlink()
+    rebuilt = build_role(load_checkpoint(tmp_path / "run"), "generator", catalog())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(rebuilt.eval()(x), trained.eval()(x))
