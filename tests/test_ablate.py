@@ -139,6 +139,20 @@ def test_a_tiny_study_end_to_end(data, tmp_path, pm):
     assert "all 8 images loaded" in dom  # 2 samples x (input, 2 finished variants, target)
     assert dom.count("<svg") == 4 and "Encoder-decoder (L1)" in dom
 
+    # a cached eval that is not one i2i wrote is evaluated again, not trusted
+    cached = run / "eval" / "metrics.json"
+    cached.write_text(json.dumps({"metrics": {"l1": "abc"}, "source": {}}))
+    rescored = CliRunner().invoke(cli, [*base, "--steps", "2", "--shard", "1/4", "--no-train"])
+    assert rescored.exit_code == 0, rescored.output
+    assert isinstance(json.loads(cached.read_text())["metrics"]["l1"], float)
+    # a broken latest checkpoint is named, and the run is neither retrained nor left out
+    latest = load_checkpoint(run).path
+    (latest / "generator.safetensors").write_bytes(b"not weights")
+    for extra in ([], ["--no-train"]):
+        broken = CliRunner().invoke(cli, [*base, "--steps", "3", "--shard", "1/4", *extra])
+        assert broken.exit_code == 1 and "generator.safetensors" in broken.output, broken.output
+        assert latest.is_dir() and (run / "config.json").is_file()
+
 
 def test_bad_arguments_are_refused(tmp_path, pm):
     cli = build_cli(pm)
@@ -151,3 +165,14 @@ def test_bad_arguments_are_refused(tmp_path, pm):
         cli, [*base, "--data", str(tmp_path), "--crop-size", "100", "--steps", "1"]
     )
     assert odd_crop.exit_code == 1 and "Error" in odd_crop.output
+
+
+def test_a_file_of_the_user_s_is_never_taken_for_the_study_report(data, tmp_path, pm):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "objective.md").write_text("my notes")
+    args = ["ablate", "objective", "--task", "facades", "--data", str(data), "--out", str(out)]
+    result = CliRunner().invoke(build_cli(pm), [*args, "--no-train", "--steps", "1"])
+    assert result.exit_code == 1 and "objective.md exists and is not a report" in result.output
+    assert (out / "objective.md").read_text() == "my notes"
+    assert not (out / "objective.json").exists()

@@ -20,6 +20,7 @@ from typing import Any
 
 from i2i.ablate.run import EVAL_DIR, Job, Settings, finished_evals, plan_jobs
 from i2i.ablate.studies import PAPER_CLAIMS, PAPER_TABLE1, variants
+from i2i.config import ConfigError
 from i2i.eval.report import LOADED_SCRIPT
 
 #: Table columns: (metric key, header, format).
@@ -233,6 +234,16 @@ def write_summary(summary: dict[str, Any], out: Path, *, samples: int = 4) -> li
 
     study = summary["study"]
     json_path, md_path, html_path = (out / f"{study}{ext}" for ext in (".json", ".md", ".html"))
+    for path, mark in (
+        (json_path, None),
+        (md_path, f"# Study: {study}"),
+        (html_path, f"<title>i2i ablate {study}</title>"),
+    ):  # a report of this study is rewritten; any other file of that name is the user's
+        if path.exists() and not _written_for(path, study, mark):
+            raise ConfigError(
+                f"{path} exists and is not a report i2i ablate wrote for study {study!r}; "
+                "move it, or pick another --out"
+            )
     write_json_atomic(json_path, summary)
     for path, text in (
         (md_path, _markdown_page(summary)),
@@ -242,6 +253,19 @@ def write_summary(summary: dict[str, Any], out: Path, *, samples: int = 4) -> li
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     return [json_path, md_path, html_path]
+
+
+def _written_for(path: Path, study: str, mark: str | None) -> bool:
+    """Whether ``path`` is a report of ``study``: ``mark`` in its first 4 KiB, or for the JSON
+    summary (``mark`` None), its ``study`` field."""
+    try:
+        if mark is None:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(record, dict) and record.get("study") == study
+        with open(path, "rb") as f:
+            return mark.encode() in f.read(4096)
+    except (OSError, ValueError):
+        return False
 
 
 def _markdown_page(summary: dict[str, Any]) -> str:

@@ -107,15 +107,22 @@ def run_config(job: Job, settings: Settings, out: Path, catalog: Any):
 
 
 def trained_steps(folder: Path) -> int:
-    """The step of the newest checkpoint in a run folder (0: none)."""
+    """The step of the newest checkpoint in a run folder (0: none).
+
+    An unreadable latest checkpoint is a :class:`~i2i.engine.checkpoint.CheckpointError`
+    naming it, never 0: training from scratch over it would delete the run's older checkpoints.
+    """
     from i2i.engine.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 
     if not folder.is_dir() or not list_checkpoints(folder):
         return 0
     try:
         return int(load_checkpoint(folder, discriminator=False).step)
-    except CheckpointError:
-        return 0
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"{exc}. i2i ablate neither retrains over a run with a broken checkpoint nor leaves "
+            f"it out: repair or remove that checkpoint folder of {folder}, then run again"
+        ) from exc
 
 
 def train_job(
@@ -212,11 +219,21 @@ def eval_job(
 
 
 def _read_eval(report_dir: Path) -> dict[str, Any] | None:
+    """The cached eval record, or None where there is none or it is not one i2i eval wrote
+    (then the run is evaluated again)."""
     try:
         record = json.loads((report_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and "metrics" in record else None
+    if not isinstance(record, dict) or not isinstance(record.get("source", {}), dict):
+        return None
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict) or not all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+        for v in metrics.values()
+    ):
+        return None
+    return record
 
 
 def finished_evals(study: str, out: Path, seeds: int) -> dict[str, list[dict[str, Any]]]:
