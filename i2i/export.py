@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -64,14 +63,18 @@ def _atomic_target(path: Path, overwrite: bool) -> Iterator[Path]:
         raise ExportError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     if path.exists() and path.is_dir():
         raise ExportError(f"{path} is a folder; expected a file name for the export")
+    for parent in path.parents:  # the nearest existing folder up the path must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise ExportError(
+                    f"cannot write {path}: its parent folder {parent} is a file, not a folder"
+                )
+            break
+    from i2i.data.io import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as tmp:  # the usual file mode, not mkstemp's 0600
+        yield tmp
 
 
 def _example(generator: nn.Module, in_channels: int, size: int) -> torch.Tensor:

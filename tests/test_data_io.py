@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -271,3 +272,34 @@ def test_write_image_modes_and_errors(tmp_path):
         write_image(torch.rand(2, 4, 4), tmp_path / "bad.png")
     with pytest.raises(ValueError, match="unknown image suffix"):
         write_image(torch.rand(3, 4, 4), tmp_path / "x.gifx")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_replaced_files_get_the_usual_mode_not_mkstemp_s(tmp_path, umask):
+    """``overwrite=True`` writes through a temp file; the result has the mode ``open`` gives."""
+    from i2i.data.io import atomic_path
+
+    old = os.umask(umask)
+    try:
+        usual = 0o666 & ~umask
+        kept = write_image(torch.rand(3, 4, 4), tmp_path / "kept.png")
+        assert kept.stat().st_mode & 0o777 == usual
+        write_image(torch.rand(3, 4, 4), kept, overwrite=True)  # i2i translate --overwrite
+        assert kept.stat().st_mode & 0o777 == usual
+        new = write_image(torch.rand(3, 4, 4), tmp_path / "new.png", overwrite=True)
+        assert new.stat().st_mode & 0o777 == usual
+        with atomic_path(tmp_path / "model.onnx") as tmp:
+            tmp.write_bytes(b"weights")
+        assert (tmp_path / "model.onnx").stat().st_mode & 0o777 == usual
+        with atomic_path(tmp_path / "model.onnx") as tmp:  # a writer that recreates the file
+            tmp.unlink()  # with mode 0o600, as safetensors' save_file does
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600))
+            tmp.write_bytes(b"weights")
+        assert (tmp_path / "model.onnx").stat().st_mode & 0o777 == usual
+        with pytest.raises(RuntimeError), atomic_path(tmp_path / "model.onnx") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("export failed")
+        assert (tmp_path / "model.onnx").read_bytes() == b"weights"
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.png", "model.onnx", "new.png"]

@@ -217,3 +217,100 @@ def test_report_page_opens_from_disk_in_a_browser(cli, data, runs, tmp_path):
     (out / "images" / "00000_1_output.png").unlink()
     dom = dump_dom(browser, out / "index.html", tmp_path / "profile")
     assert 'data-images-loaded="8/9"' in dom
+
+
+def _folders(root: Path, names=("a", "b")) -> tuple[Path, Path]:
+    pred, target = root / "pred", root / "target"
+    for name in names:
+        img = torch.rand(3, 16, 16)
+        write_image(img, pred / f"{name}.png")
+        write_image(img, target / f"{name}.png")
+    return pred, target
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_overwrite_replaces_only_the_earlier_report_s_own_files(cli, tmp_path):
+    pred, target = _folders(tmp_path, ("a", "b", "c"))
+    out = tmp_path / "out"
+    first = _eval(cli, "--pred", pred, "--target", target, "--out", out)
+    assert first.exit_code == 0, first.output
+    earlier = sorted(p.name for p in (out / "images").iterdir())
+    assert "00002_c_output.png" in earlier
+    write_image(torch.rand(3, 8, 8), out / "images" / "userphoto.png")  # the user's own
+    (out / "notes.txt").write_text("mine")
+    again = _eval(cli, "--pred", pred, "--target", target, "--out", out, "--limit", "2")
+    assert again.exit_code == 1 and "metrics.json already exists" in again.output
+    assert "--overwrite" in again.output
+    result = _eval(
+        cli, "--pred", pred, "--target", target, "--out", out, "--limit", "2", "--overwrite"
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        "00000_a_output.png",
+        "00000_a_target.png",
+        "00001_b_output.png",
+        "00001_b_target.png",
+        "userphoto.png",  # kept; the earlier report's third image is gone with it
+    ]
+    assert json.loads((out / "metrics.json").read_text())["num_images"] == 2
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_report_refuses_user_files_in_its_way_before_writing(cli, tmp_path):
+    pred, target = _folders(tmp_path)
+    out = tmp_path / "out"
+    mine = out / "images" / "00001_b_output.png"
+    write_image(torch.rand(3, 8, 8), mine)
+    before = _tree(out)
+    for flags in ((), ("--overwrite",)):  # no earlier report: nothing there is i2i's
+        result = _eval(cli, "--pred", pred, "--target", target, "--out", out, *flags)
+        assert result.exit_code == 1, result.output
+        assert str(mine) in result.output and "already exists" in result.output
+        assert "Traceback" not in result.output
+        assert _tree(out) == before and sorted(p.name for p in out.iterdir()) == ["images"]
+    # a user's metrics.json that is no i2i eval report is not replaced by --overwrite either
+    mine.unlink()
+    (out / "metrics.json").write_text('{"mine": true}')
+    result = _eval(cli, "--pred", pred, "--target", target, "--out", out, "--overwrite")
+    assert result.exit_code == 1 and "not part of an earlier i2i eval report" in result.output
+    assert (out / "metrics.json").read_text() == '{"mine": true}'
+
+
+def test_checkpoint_eval_refuses_a_thumbnail_name_before_writing(cli, data, runs, tmp_path):
+    out = tmp_path / "out"
+    mine = out / "images" / "00002_3_input.png"
+    write_image(torch.rand(3, 8, 8), mine)
+    before = mine.read_bytes()
+    result = _eval(cli, "-c", runs["identity"], "--data", data, "--out", out)
+    assert result.exit_code == 1 and str(mine) in result.output, result.output
+    assert mine.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["images"]
+    assert [p.name for p in (out / "images").iterdir()] == ["00002_3_input.png"]
+
+
+def test_out_under_a_file_is_a_clear_error(cli, tmp_path):
+    pred, target = _folders(tmp_path)
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    for out in (afile / "sub", afile):
+        result = _eval(cli, "--pred", pred, "--target", target, "--out", out)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error:") and "Traceback" not in result.output
+        assert f"{afile} is a file, not a folder" in result.output
+    assert afile.read_text() == "x"
+
+
+def test_a_failed_evaluation_leaves_the_earlier_report_as_it_was(cli, tmp_path):
+    pred, target = _folders(tmp_path, ("a", "b"))
+    out = tmp_path / "out"
+    assert _eval(cli, "--pred", pred, "--target", target, "--out", out).exit_code == 0
+    before = _tree(out)
+    write_image(torch.rand(3, 16, 16), pred / "a.png", overwrite=True)  # new thumbnails for a
+    write_image(torch.rand(3, 16, 16), pred / "c.png")
+    write_image(torch.rand(3, 9, 9), target / "c.png")  # the third image fails mid-way
+    result = _eval(cli, "--pred", pred, "--target", target, "--out", out, "--overwrite")
+    assert result.exit_code == 1 and "c.png" in result.output, result.output
+    assert _tree(out) == before and not [p for p in out.iterdir() if p.name.startswith(".")]

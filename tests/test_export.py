@@ -83,3 +83,17 @@ def test_export_refuses_to_overwrite_and_bad_sizes(run_dir, tmp_path):
     export_checkpoint(run_dir, path, fmt="torchscript", overwrite=True)
     assert path.read_bytes() != b"old"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_export_into_a_path_under_a_file_names_that_file(pm, run_dir, tmp_path):
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("not a folder")
+    for out in (blocker / "x.onnx", blocker / "sub" / "x.pt"):
+        fmt = "onnx" if out.suffix == ".onnx" else "torchscript"
+        result = CliRunner().invoke(
+            build_cli(pm), ["export", "-c", str(run_dir), "--format", fmt, "-o", str(out)]
+        )
+        assert result.exit_code == 1, result.output
+        assert f"its parent folder {blocker} is a file, not a folder" in result.output
+        assert "Errno" not in result.output
+    assert blocker.read_text() == "not a folder"

@@ -403,6 +403,30 @@ def test_translate_refuses_clashing_stems_and_missing_inputs(cli, run_dir, tmp_p
     assert result.exit_code == 1 and "matches no files" in result.output
 
 
+def test_translate_never_replaces_an_input_even_with_overwrite(cli, run_dir, tmp_path):
+    src = tmp_path / "in"
+    _write_inputs(src)  # a.jpg, b.jpg, c.jpg: their outputs a.png ... are no inputs
+    write_image(torch.rand(3, 16, 16), src / "d.png")
+    (tmp_path / "link").symlink_to(src)
+    originals = {p.name: p.read_bytes() for p in src.iterdir()}
+    for out in (src, tmp_path / "link", tmp_path / "link" / ".." / "in"):
+        args = ["translate", "-c", str(run_dir), str(src), "-o", str(out), "--overwrite"]
+        result = CliRunner().invoke(cli, [*args, "--no-progress"])
+        assert result.exit_code == 1, result.output
+        assert "d.png" in result.output and "its input" in result.output
+        assert "Traceback" not in result.output
+        assert {p.name: p.read_bytes() for p in src.iterdir()} == originals  # nothing written
+    # the same input named as a file, output elsewhere: fine
+    result = CliRunner().invoke(
+        cli,
+        ["translate", "-c", str(run_dir), str(src / "d.png"), "-o", str(tmp_path / "out")]
+        + ["--no-progress"],
+    )
+    assert result.exit_code == 0, result.output
+    with pytest.raises(OutputError, match="would replace its input"):
+        plan_outputs([src / "d.png"], src, overwrite=True)
+
+
 def test_outputs_stay_inside_the_output_folder(tmp_path):
     pairs = plan_outputs([tmp_path / "a" / "x.png", Path("../../y.jpg")], tmp_path / "out")
     for _, dst in pairs:

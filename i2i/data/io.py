@@ -29,11 +29,12 @@ torch.Size([3, 8, 12])
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import tempfile
+import secrets
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -347,15 +348,47 @@ def write_image(img: Tensor, path: str | os.PathLike, *, overwrite: bool = False
                 f"{path} already exists; not overwriting it (pass overwrite=True to replace it)"
             ) from None
         return path
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pil.save(fh, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        pil.save(fh, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A new empty temporary file beside ``path``, renamed onto ``path`` when the block succeeds.
+
+    Write the whole file to the yielded path (opening it with ``"wb"``, or with a library's save
+    function); an error in the block removes the temporary file and leaves ``path`` as it was.
+    The result gets the mode ``open(path, "w")`` gives a new file (``0o666`` less the umask),
+    not the ``0o600`` of :func:`tempfile.mkstemp`, even when the writer recreated the file with
+    another mode (as safetensors' ``save_file`` does).
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_path(folder / "a.bin") as tmp:
+    ...     _ = tmp.write_bytes(b"x")
+    >>> _ = (folder / "plain.bin").write_bytes(b"y")  # made by open(path, "wb")
+    >>> (folder / "a.bin").read_bytes(), [p.name for p in folder.iterdir() if p.name[0] == "."]
+    (b'x', [])
+    >>> (folder / "a.bin").stat().st_mode == (folder / "plain.bin").stat().st_mode
+    True
+    """
+    path = Path(path)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    usual = tmp.stat().st_mode & 0o777  # what the umask left of 0o666
+    try:
+        yield tmp
+        if tmp.stat().st_mode & 0o777 != usual:
+            os.chmod(tmp, usual)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _to_pil(img: Tensor, path: Path) -> Image.Image:

@@ -22,20 +22,6 @@ from i2i.inference.options import MODES, PRECISIONS
 _EXISTS = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    existing = [out / n for n in ("metrics.json", "index.html") if (out / n).exists()]
-    if existing and not overwrite:
-        raise click.ClickException(
-            f"{existing[0]} already exists; pass --overwrite or choose another --out"
-        )
-    if out.exists() and not out.is_dir():
-        raise click.ClickException(f"--out {out} exists and is not a folder")
-    images = out / "images"
-    if overwrite and images.is_dir():
-        for png in images.glob("*.png"):
-            png.unlink()
-
-
 def _format_summary(summary: dict[str, float]) -> str:
     width = max((len(k) for k in summary), default=0)
     return "\n".join(
@@ -84,7 +70,8 @@ def _format_summary(summary: dict[str, float]) -> str:
     "--out",
     "-o",
     type=click.Path(path_type=Path),
-    help="Write metrics.json, index.html and images/ into this folder.",
+    help="Write metrics.json, index.html and images/ into this folder. A file the report would "
+    "write that exists already is refused before anything is written (see --overwrite).",
 )
 @click.option(
     "--mode",
@@ -96,7 +83,12 @@ def _format_summary(summary: dict[str, float]) -> str:
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate the first N images only.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace an existing report in --out.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier i2i eval report in --out: the files its metrics.json lists, "
+    "removing its thumbnails the new report does not show. Other files are never replaced.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--progress/--no-progress", default=True)
 @direction_option
@@ -131,9 +123,9 @@ def eval_cmd(
     from i2i.data import DataError, PreprocessConfig, build_dataset
     from i2i.engine.checkpoint import CheckpointError
     from i2i.engine.devices import tune_cpu_process
-    from i2i.eval.report import ReportWriter, _json_number
+    from i2i.eval.report import ReportExistsError, ReportWriter, _json_number
     from i2i.eval.runner import EvalConfigError, build_metrics, default_metric_names, evaluate
-    from i2i.eval.samples import EvalDataError, checkpoint_batches, folder_batches
+    from i2i.eval.samples import EvalDataError, checkpoint_batches, folder_batches, folder_names
     from i2i.inference.translator import load
     from i2i.registry import UnknownComponentError
     from i2i.segment import SegmenterError, open_segmenter
@@ -146,9 +138,11 @@ def eval_cmd(
         raise click.UsageError("--target and --input go with --pred, not --checkpoint")
     catalog = app(ctx).catalog
     tune_cpu_process()
+    report = None
     try:
-        if out is not None:
-            _prepare_out(out, overwrite)
+        if out is not None:  # refuse an existing report before loading anything
+            report = ReportWriter(out, replace="report" if overwrite else "nothing")
+            report.check()
         context: dict = {}
         if palette is not None:
             context["palette"] = catalog.tasks.get(palette).obj.palette
@@ -208,6 +202,8 @@ def eval_cmd(
             task_metrics = translator.task.metrics
             batches = checkpoint_batches(translator, dataset, batch_size=batch_size, limit=limit)
             total = len(dataset) if limit is None else min(limit, len(dataset))
+            paths = getattr(dataset, "paths", None)
+            names = None if paths is None else [Path(p).stem for p in paths[:total]]
             source = {
                 "checkpoint": str(translator.checkpoint),
                 "task": translator.task_name,
@@ -220,27 +216,35 @@ def eval_cmd(
             task_metrics = ("l1", "psnr", "ssim")
             batches = folder_batches(pred, target, input_dir, limit=limit)
             total = None
+            names = folder_names(pred, limit=limit)
             source = {"pred": str(pred), "target": str(target)}
             if input_dir is not None:
                 source["input"] = str(input_dir)
         if segmenter is not None:
             source["segmenter"] = str(segmenter)
-        names = (
+        chosen = (
             [n.strip() for n in metric_names.split(",") if n.strip()]
             if metric_names
             else default_metric_names(task_metrics, context)
         )
         metrics = build_metrics(
-            names, catalog, context, have_inputs=pred is None or input_dir is not None
+            chosen, catalog, context, have_inputs=pred is None or input_dir is not None
         )
-        report = None
-        if out is not None:
-            title = f"i2i eval: {source.get('task', 'folders')}"
-            report = ReportWriter(out, title=title, source=source)
+        if report is not None:  # every file it will write, checked before the first is
+            report.check(names or (), inputs=pred is None or input_dir is not None)
+            report.title = f"i2i eval: {source.get('task', 'folders')}"
+            report.source = source
         result = evaluate(batches, metrics, report=report, progress=progress, total=total)
     except UnknownComponentError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
-    except (CheckpointError, DataError, EvalDataError, EvalConfigError, SegmenterError) as exc:
+    except (
+        CheckpointError,
+        DataError,
+        EvalDataError,
+        EvalConfigError,
+        SegmenterError,
+        ReportExistsError,
+    ) as exc:
         raise click.ClickException(str(exc)) from exc
     if not result.images:
         raise click.ClickException("No images were evaluated")

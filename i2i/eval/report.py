@@ -6,6 +6,15 @@ files in ``images/`` beside it, referenced by relative paths, so the page opens 
 (``document.title`` ends with ``all N images loaded``, and ``body[data-images-loaded]``), which
 the tests check in a headless browser.
 
+Nothing in the output folder is replaced that an earlier report did not write: thumbnails are
+made in a hidden staging folder and moved into ``images/`` only when the report is finished,
+after a check that no file they would replace exists (:class:`ReportExistsError` names one
+in the way). What may be replaced is the ``replace`` argument: ``"nothing"`` (``i2i eval``),
+``"report"`` (``i2i eval --overwrite``: the files the earlier report lists in its
+``metrics.json``, i.e. ``metrics.json``, ``index.html`` and its thumbnails; those of its
+thumbnails the new report does not write are removed) or ``"any"`` (the default, for a folder
+i2i owns, such as an ablation job's ``eval/``: whatever has the report's file names).
+
 >>> import tempfile, torch
 >>> from pathlib import Path
 >>> out = Path(tempfile.mkdtemp())
@@ -14,14 +23,24 @@ the tests check in a headless browser.
 >>> paths = r.finish({"l1": 0.5}, higher_is_better={"l1": False})
 >>> sorted(p.name for p in paths), len(list((out / "images").iterdir()))
 (['index.html', 'metrics.json'], 2)
+>>> ReportWriter(out, replace="nothing").check(["1"])
+Traceback (most recent call last):
+...
+i2i.eval.report.ReportExistsError: ... already exists; pass --overwrite to replace the earlier report or choose another --out
+>>> ReportWriter(out, replace="report").check(["1"])  # the earlier report's own files
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
+import os
 import re
+import shutil
+import tempfile
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +50,17 @@ if TYPE_CHECKING:
 IMAGES_DIR = "images"
 THUMBNAIL = 256  # longest side of the thumbnails, in pixels
 COLUMNS = ("input", "output", "target")
+REPORT_FILES = ("metrics.json", "index.html")
+REPLACE = ("nothing", "report", "any")
+"""What a :class:`ReportWriter` may replace in its folder."""
+_THUMBNAIL_NAME = re.compile(
+    rf"^{IMAGES_DIR}/\d{{5}}_[A-Za-z0-9_.-]+_(?:{'|'.join(COLUMNS)})\.png$"
+)
+
+
+class ReportExistsError(FileExistsError):
+    """A file the report would write exists and may not be replaced (the message names it)."""
+
 
 LOADED_SCRIPT = """
 <script>
@@ -57,6 +87,57 @@ img { display: block; max-width: 256px; max-height: 256px; image-rendering: pixe
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] or "image"
+
+
+def out_folder_problem(out: Path, option: str = "--out") -> str | None:
+    """Why ``out`` cannot be an output folder (it or a folder above it is a file), or None.
+
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "afile.txt"
+    >>> _ = f.write_text("x")
+    >>> out_folder_problem(f / "sub") == f"--out {f / 'sub'}: {f} is a file, not a folder"
+    True
+    >>> out_folder_problem(f.parent / "new" / "sub") is None
+    True
+    """
+    for folder in (out, *out.parents):
+        if folder.is_dir():
+            return None
+        if folder.exists() or folder.is_symlink():
+            where = "" if folder == out else f": {folder}"
+            return f"{option} {out}{where} is a file, not a folder"
+    return None
+
+
+def previous_report(out_dir: Path) -> set[str] | None:
+    """The thumbnails (``images/...`` paths) that the i2i eval report in ``out_dir`` lists in its
+    ``metrics.json``; None when there is no such report there."""
+    try:
+        record = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("metrics"), dict)
+        and isinstance(record.get("images"), list)
+    ):
+        return None
+    files = set()
+    for row in record["images"]:
+        listed = row.get("images") if isinstance(row, dict) else None
+        for rel in listed.values() if isinstance(listed, dict) else ():
+            if isinstance(rel, str) and _THUMBNAIL_NAME.match(rel):
+                files.add(rel)
+    return files
+
+
+def thumbnail_name(index: int, name: str, column: str) -> str:
+    """Where the thumbnail of image ``index`` (named ``name``) goes, relative to the report.
+
+    >>> thumbnail_name(3, "my photo", "input")
+    'images/00003_my_photo_input.png'
+    """
+    return f"{IMAGES_DIR}/{index:05d}_{_safe(name)}_{column}.png"
 
 
 def thumbnail(image: Tensor, size: int = THUMBNAIL) -> Tensor:
@@ -91,14 +172,69 @@ def _fmt(value: float | None) -> str:
 
 
 class ReportWriter:
-    """Collects per-image results (writing thumbnails as they come), then writes the report."""
+    """Collects per-image results (staging thumbnails as they come), then writes the report.
 
-    def __init__(self, out_dir: str | Path, *, title: str = "i2i eval", source: dict | None = None):
+    ``replace``: which existing files in ``out_dir`` the report may replace, one of
+    :data:`REPLACE` (see the module's documentation).
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        title: str = "i2i eval",
+        source: dict | None = None,
+        replace: str = "any",
+    ):
         self.out_dir = Path(out_dir)
         self.title = title
         self.source = dict(source or {})
+        if replace not in REPLACE:
+            raise ValueError(f"replace must be one of {', '.join(REPLACE)}, got {replace!r}")
+        self.replace = replace
         self.rows: list[dict[str, Any]] = []
-        (self.out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        self._previous = previous_report(self.out_dir)
+        self._staging: Path | None = None
+
+    def check(self, names: Sequence[str] = (), *, inputs: bool = True) -> None:
+        """Refuse now, before anything is written, what :meth:`finish` would refuse: an output
+        folder that is a file, and existing files among those a report on images ``names``
+        (with input thumbnails when ``inputs``) writes that it may not replace."""
+        images = self.out_dir / IMAGES_DIR
+        problem = out_folder_problem(self.out_dir)
+        if problem is None and images.exists() and not images.is_dir():
+            problem = f"{images} is a file, not a folder"
+        if problem is not None:
+            raise ReportExistsError(problem)
+        columns = COLUMNS if inputs else COLUMNS[1:]
+        self._refuse_existing(
+            [
+                *REPORT_FILES,
+                *(thumbnail_name(i, n, c) for i, n in enumerate(names) for c in columns),
+            ]
+        )
+
+    def _earlier(self, rel: str) -> bool:
+        """Whether the earlier report in the folder lists ``rel`` as its own."""
+        if self._previous is None:
+            return False
+        return rel in REPORT_FILES or rel in self._previous
+
+    def _refuse_existing(self, rels: Sequence[str]) -> None:
+        for rel in rels:
+            path = self.out_dir / rel
+            if not (path.exists() or path.is_symlink()):
+                continue
+            if self.replace == "any" or (self.replace == "report" and self._earlier(rel)):
+                continue
+            if self.replace == "nothing" and self._earlier(rel):
+                hint = "pass --overwrite to replace the earlier report or choose another --out"
+            else:
+                hint = (
+                    "it is not part of an earlier i2i eval report there, so it is never "
+                    "replaced; nothing was written: move it away or choose another --out"
+                )
+            raise ReportExistsError(f"{path} already exists; {hint}")
 
     def add(
         self,
@@ -109,20 +245,27 @@ class ReportWriter:
         target: Tensor,
         input: Tensor | None = None,
     ) -> None:
-        """Record one image: its metrics, and its thumbnails written as PNG files."""
+        """Record one image: its metrics, and its thumbnails (staged until :meth:`finish`)."""
         from i2i.data import write_image
 
-        stem = f"{len(self.rows):05d}_{_safe(name)}"
+        if self._staging is None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._staging = Path(tempfile.mkdtemp(prefix=".i2i-eval-", dir=self.out_dir))
         files = {}
         for column, image in zip(COLUMNS, (input, output, target), strict=True):
             if image is None:
                 continue
-            rel = f"{IMAGES_DIR}/{stem}_{column}.png"
-            write_image(
-                thumbnail(image.detach().cpu()).clamp(0, 1), self.out_dir / rel, overwrite=True
-            )
+            rel = thumbnail_name(len(self.rows), name, column)
+            staged = self._staging / Path(rel).name
+            write_image(thumbnail(image.detach().cpu()).clamp(0, 1), staged)
             files[column] = rel
         self.rows.append({"name": name, "metrics": dict(metrics), "images": files})
+
+    def discard(self) -> None:
+        """Remove the staged thumbnails (an evaluation that failed writes nothing)."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
 
     def finish(
         self,
@@ -131,9 +274,21 @@ class ReportWriter:
         higher_is_better: dict[str, bool],
         extra: dict[str, Any] | None = None,
     ) -> list[Path]:
-        """Write ``metrics.json`` and ``index.html``; return their paths."""
+        """Write ``metrics.json``, ``index.html`` and the thumbnails; return the first two.
+
+        Raises :class:`ReportExistsError` (writing nothing) for a file in the way."""
+        from i2i.data.io import atomic_path
         from i2i.engine.checkpoint import write_json_atomic
 
+        thumbs = [rel for row in self.rows for rel in row["images"].values()]
+        try:
+            self.check()
+            self._refuse_existing(thumbs)
+            (self.out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+            for rel in thumbs:
+                os.replace(self._staging / Path(rel).name, self.out_dir / rel)
+        finally:
+            self.discard()
         record = {
             "title": self.title,
             "source": self.source,
@@ -146,9 +301,12 @@ class ReportWriter:
         json_path = self.out_dir / "metrics.json"
         write_json_atomic(json_path, _json_number(record))
         html_path = self.out_dir / "index.html"
-        tmp = html_path.with_name(".index.html.tmp")
-        tmp.write_text(self._html(summary, higher_is_better), encoding="utf-8")
-        tmp.replace(html_path)
+        with atomic_path(html_path) as tmp:
+            tmp.write_text(self._html(summary, higher_is_better), encoding="utf-8")
+        if self.replace != "nothing" and self._previous:  # earlier thumbnails not shown now
+            for rel in self._previous - set(thumbs):
+                (self.out_dir / rel).unlink(missing_ok=True)
+        self._previous = set(thumbs)
         return [json_path, html_path]
 
     def _html(self, summary: dict[str, float], higher_is_better: dict[str, bool]) -> str:

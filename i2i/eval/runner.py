@@ -97,6 +97,21 @@ def evaluate(
     total: int | None = None,
 ) -> EvalResult:
     """Score every batch with every metric; write thumbnails and the report when ``report``."""
+    try:
+        return _evaluate(batches, metrics, report, progress, total)
+    except BaseException:
+        if report is not None:
+            report.discard()  # nothing of a failed evaluation is left in the report folder
+        raise
+
+
+def _evaluate(
+    batches: Iterable[Batch],
+    metrics: Mapping[str, Metric],
+    report: ReportWriter | None,
+    progress: bool,
+    total: int | None,
+) -> EvalResult:
     for metric in metrics.values():
         metric.reset()
     rows: list[dict[str, Any]] = []

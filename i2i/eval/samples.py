@@ -93,6 +93,12 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
+def folder_names(pred_dir: str | os.PathLike, *, limit: int | None = None) -> list[str]:
+    """The image names :func:`folder_batches` yields for ``pred_dir``, in order."""
+    names = list(_by_stem(Path(pred_dir)))
+    return names[:limit] if limit is not None else names
+
+
 def folder_batches(
     pred_dir: str | os.PathLike,
     target_dir: str | os.PathLike,
@@ -118,8 +124,7 @@ def folder_batches(
             raise EvalDataError(
                 f"{len(missing)} prediction(s) have no {label} of the same name: {shown}"
             )
-    names = list(preds)[:limit] if limit is not None else list(preds)
-    for stem in names:
+    for stem in list(preds)[:limit] if limit is not None else list(preds):
         pred, target = read_image(preds[stem]), read_image(targets[stem])
         inp = read_image(inputs[stem]) if inputs is not None else None
         for img, path in ((target, targets[stem]), (inp, None)):

@@ -2,7 +2,8 @@
 
 Inputs are image files, folders (their images, sorted naturally) and glob patterns. Each output
 is ``OUT/<input stem>.png``; two inputs with the same stem, an existing output (without
-``overwrite``) or a name that would land outside ``OUT`` are errors raised before any write.
+``overwrite``), an output that is one of the inputs (even with ``overwrite``) or a name that
+would land outside ``OUT`` are errors raised before any write.
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -104,6 +105,7 @@ def plan_outputs(
                 "rename one or translate them into different --out folders"
             )
         by_output[dst] = src
+    _refuse_inputs_as_outputs(pairs)
     if not overwrite:
         existing = [dst for _, dst in pairs if dst.exists()]
         if existing:
@@ -114,3 +116,27 @@ def plan_outputs(
                 "written; pass --overwrite to replace them or choose another --out"
             )
     return pairs
+
+
+def _refuse_inputs_as_outputs(pairs: Sequence[tuple[Path, Path]]) -> None:
+    """An output that is one of the inputs (``--out`` is the input folder and the input is a
+    ``.png``) is refused even with ``overwrite``: translating would destroy the original."""
+    by_path = {src.resolve(): src for src, _ in pairs}
+    by_inode: dict[tuple[int, int], Path] | None = None  # also catches a case-insensitive disk
+    for src, dst in pairs:
+        same = by_path.get(dst.resolve())
+        if same is None and dst.exists():
+            if by_inode is None:
+                by_inode = {_inode(p): p for p in by_path.values() if p.exists()}
+            same = by_inode.get(_inode(dst))
+        if same is not None:
+            what = f"would replace its input {src}" if same == src else f"is the input {same}"
+            raise OutputError(
+                f"Output {dst} of {src} {what}. An input is never overwritten, even with "
+                "--overwrite; nothing was written: choose another --out"
+            )
+
+
+def _inode(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino

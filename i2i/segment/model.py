@@ -152,14 +152,14 @@ class Segmenter:
         """Write weights and config into ``folder`` (atomically: temp file, then rename)."""
         from safetensors.torch import save_file
 
+        from i2i.data.io import atomic_path
         from i2i.engine.checkpoint import write_json_atomic
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
-        tmp = folder / f".tmp-{WEIGHTS_FILE}-{os.getpid()}"
-        save_file(state, str(tmp))
-        os.replace(tmp, folder / WEIGHTS_FILE)
+        with atomic_path(folder / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
         write_json_atomic(folder / CONFIG_FILE, self.config())
         return folder
 
