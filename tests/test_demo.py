@@ -359,6 +359,34 @@ def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(server):
     still_serving(server)
 
 
+def test_numbers_are_ascii_digits_so_unicode_digits_get_a_400_not_a_500(server):
+    photo = png(Image.new("RGB", (32, 32), (0, 48, 255)))
+    many = "1" * 5000  # more digits than int() converts
+    cases = [
+        ("GET", "/api/example?model=%C2%B2&index=0", None, "model must be a number from 0 to 0 "
+         "(see /api/models), got '\u00b2'"),
+        ("GET", "/api/example?model=%D9%A0&index=0", None, "got '\u0660'"),  # Arabic-Indic 0
+        ("GET", f"/api/example?model={many}&index=0", None, "model must be a number from 0 to 0"),
+        ("GET", "/api/example?index=%C2%B2", None, "has 4 example(s); got index '\u00b2'"),
+        ("GET", "/api/example?index=x", None, "has 4 example(s); got index 'x'"),
+        ("POST", "/api/translate?model=%C2%B2", photo, "model must be a number from 0 to 0"),
+        ("POST", "/api/translate?seed=%C2%B2", photo,
+         "seed must be a whole number >= 0, got '\u00b2'"),
+        ("POST", f"/api/translate?seed={many}", photo, "seed must be a whole number >= 0"),
+        ("POST", "/api/upload?model=%C2%B2", photo, "model must be a number from 0 to 0"),
+    ]  # fmt: skip
+    for method, path, body, message in cases:
+        status, kind, answer = request(server, method, path, body)
+        assert (status, kind) == (400, "application/json"), (path, answer)
+        assert message in json.loads(answer)["error"], (path, answer)
+    head = b"POST /api/translate HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: "
+    assert raw(server, head + b"\xb2\r\n\r\n" + photo) == (
+        400,
+        {"error": "bad Content-Length '\u00b2'"},
+    )
+    still_serving(server)
+
+
 def test_a_stalled_client_does_not_hold_up_the_others(server):
     photo = png(Image.new("RGB", (32, 32), (0, 48, 255)))
     with socket.create_connection(server.server_address[:2], timeout=30) as stalled:

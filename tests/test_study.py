@@ -5,7 +5,10 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import select
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +72,27 @@ def post(srv, path: str, data) -> tuple[int, dict]:
     raw = json.dumps(data).encode()
     status, body = request(srv, "POST", path, raw, {"Content-Type": "application/json"})
     return status, json.loads(body)
+
+
+def raw(srv, data: bytes) -> tuple[int, dict]:
+    """Send raw bytes, half-close, read the answer: (status, JSON body or {})."""
+    with socket.create_connection(("127.0.0.1", srv.server_port), timeout=30) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    try:
+        return int(head.split()[1]), json.loads(body)
+    except ValueError:
+        return int(head.split()[1]), {}
+
+
+def serving(srv):
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    return srv
 
 
 def test_the_paper_protocol_plans_10_practice_then_40_trials_over_every_method(pairs):
@@ -256,3 +280,133 @@ def test_serve_command_serves_the_page_and_refuses_a_folder_without_results(tmp_
         build_cli(pm), ["study", "serve", str(tmp_path), "--answers", str(answers)]
     )
     assert missing.exit_code == 1 and "no metrics.json" in missing.output
+
+
+def test_a_foreign_host_is_refused_unless_served_beyond_loopback_on_purpose(
+    server, pairs, tmp_path
+):
+    refused = (403, {"ok": False, "error": "this study answers only at 127.0.0.1 or localhost"})
+    page = b"GET / HTTP/1.0\r\nHost: evil.example\r\n\r\n"
+    assert raw(server, page) == refused  # a page elsewhere rebinding its name to 127.0.0.1
+    assert raw(server, b"GET / HTTP/1.0\r\n\r\n") == refused  # no Host at all
+    session = b"POST /api/session HTTP/1.0\r\nHost: evil.example:%d\r\nContent-Length: 2\r\n\r\n{}"
+    assert raw(server, session % server.server_port) == refused
+    assert server.state.sessions == {}  # refused before anything happened
+    for host in (f"localhost:{server.server_port}", "127.0.0.1", "LOCALHOST"):
+        assert raw(server, f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())[0] == 200
+    # bound beyond loopback (--host 0.0.0.0), any name may reach it
+    open_srv = serving(make_server(pairs, tmp_path / "a.jsonl", host="0.0.0.0", port=0))
+    try:
+        assert raw(open_srv, page)[0] == 200
+    finally:
+        open_srv.shutdown()
+        open_srv.server_close()
+
+
+def test_a_stalled_request_gets_a_408_and_holds_only_its_own_thread(pairs, tmp_path):
+    srv = serving(make_server(pairs, tmp_path / "answers.jsonl", port=0, timeout=1))
+    try:
+        with socket.create_connection(("127.0.0.1", srv.server_port), timeout=30) as stalled:
+            stalled.sendall(
+                b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"
+            )
+            start = time.monotonic()
+            assert post(srv, "/api/session", {"participant": "ann"})[0] == 200
+            assert time.monotonic() - start < 1  # not after the stalled one
+            ready, _, _ = select.select([stalled], [], [], 15)
+            assert ready, "the stalled request got no answer"
+            answer = b""
+            while chunk := stalled.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert answer.endswith(
+            b'{"ok": false, "error": "the request body did not arrive within 1 s"}'
+        )
+        assert len(srv.state.sessions) == 1
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_malformed_sessions_and_headers_get_a_json_4xx_and_the_server_goes_on(server):
+    for participant in (["a"], 5, 0, 1.5, True, {"a": 1}, "a" * 65, "ann\n", "<b>"):
+        status, reply = post(server, "/api/session", {"participant": participant})
+        assert status == 400, participant
+        assert reply == {
+            "ok": False,
+            "error": "participant must be a name of 1-64 letters, digits, '_', '.', '@', '-'",
+        }
+    assert post(server, "/api/session", {"participant": "a", "admin": True})[0] == 400
+    assert post(server, "/api/session", ["a"])[0] == 400
+    assert server.state.sessions == {}
+    nested = b"[" * 4000
+    assert request(server, "POST", "/api/answer", nested)[0] == 400
+    head = b"POST /api/session HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: "
+    assert raw(server, head + b"\xb2\r\n\r\n{}") == (  # a Unicode digit: "²"
+        400,
+        {"ok": False, "error": "bad Content-Length '\u00b2'"},
+    )
+    assert raw(server, head + b"\xd9\xa1\r\n\r\n{}")[0] == 400
+    assert raw(server, b"GET / and HTTP/1.0\r\n\r\n") == (
+        400,
+        {"ok": False, "error": "Bad request syntax ('GET / and HTTP/1.0')"},
+    )
+    assert raw(server, b"OPTIONS / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n") == (
+        405,
+        {"ok": False, "error": "OPTIONS is not served here"},
+    )
+    # a participant left out, null or empty is named by the session's id
+    for body in ({}, {"participant": None}, {"participant": ""}):
+        status, reply = post(server, "/api/session", body)
+        assert status == 200 and reply["participant"] == reply["session"]
+
+
+def test_an_answers_file_that_cannot_be_appended_is_refused_before_serving(
+    tmp_path, pairs, pm, monkeypatch
+):
+    from i2i.study.server import StudyServer
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("not a folder\n")
+    bad = {
+        tmp_path / "nodir" / "a.jsonl": "folder {parent} does not exist",
+        afile / "a.jsonl": "{parent} is not a folder",
+        tmp_path: "it is not a file",
+    }
+    for path, why in bad.items():
+        message = f"cannot append answers to {path}: " + why.format(parent=path.parent)
+        with pytest.raises(StudyError) as caught:
+            make_server(pairs, path, port=0).server_close()
+        assert str(caught.value) == message
+    assert not (tmp_path / "nodir").exists()
+
+    def served(self):
+        raise AssertionError("it served")
+
+    monkeypatch.setattr(StudyServer, "serve_forever", served)
+    for path, why in list(bad.items())[:2]:  # tmp_path / "unet" holds results (pairs)
+        message = f"cannot append answers to {path}: " + why.format(parent=path.parent)
+        result = CliRunner().invoke(
+            build_cli(pm),
+            ["study", "serve", str(tmp_path / "unet"), "--answers", str(path), "--port", "0"],
+        )
+        assert result.exit_code == 1 and f"Error: {message}\n" in result.output, result.output
+    monkeypatch.undo()
+    # an existing answers file is appended to, never truncated
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"earlier": 1}\n')
+    srv = serving(make_server(pairs, answers, port=0, practice=1, main=1))
+    try:
+        assert answers.read_text() == '{"earlier": 1}\n'
+        status, session = post(srv, "/api/session", {})
+        assert (
+            post(srv, "/api/answer", {"session": session["session"], "trial": 0, "choice": "left"})[
+                0
+            ]
+            == 200
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert answers.read_text().startswith('{"earlier": 1}\n{"')
+    assert afile.read_text() == "not a folder\n"

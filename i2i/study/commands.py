@@ -74,8 +74,6 @@ def serve_cmd(
             pairs.extend(load_pairs(folder, name))
     except StudyError as exc:
         raise click.ClickException(str(exc)) from exc
-    if answers.exists() and not answers.is_file():
-        raise click.ClickException(f"--answers {answers} is not a file")
     try:
         server = make_server(
             pairs,
@@ -87,6 +85,8 @@ def serve_cmd(
             show_ms=show_ms,
             seed=seed,
         )
+    except StudyError as exc:  # the answers file cannot be appended to
+        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     methods = sorted({p.method for p in pairs})

@@ -148,6 +148,37 @@ def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def check_answers_file(path: str | os.PathLike) -> None:
+    """A :class:`StudyError` unless :func:`append_record` can append to ``path``: an existing
+    file must open for appending, a new one's folder must exist and be writable. Nothing is
+    created or written.
+
+    >>> check_answers_file("x/a.jsonl")
+    Traceback (most recent call last):
+    ...
+    i2i.study.protocol.StudyError: cannot append answers to x/a.jsonl: folder x does not exist
+    """
+    path = Path(path)
+    folder = path.parent
+    where = f"cannot append answers to {path}"
+    if path.is_symlink() and not path.exists():
+        raise StudyError(f"{where}: it is a link to a missing file")
+    if path.exists():
+        if not path.is_file():
+            raise StudyError(f"{where}: it is not a file")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        except OSError as exc:
+            raise StudyError(f"{where}: {exc.strerror}") from exc
+        return
+    if not folder.exists():
+        raise StudyError(f"{where}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise StudyError(f"{where}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StudyError(f"{where}: folder {folder} is not writable")
+
+
 def read_records(path: str | os.PathLike) -> tuple[list[dict[str, Any]], int]:
     """The answers in a results file, and how many lines were not answers (left out)."""
     records, bad = [], 0

@@ -7,8 +7,13 @@ Stdlib only (:class:`http.server.ThreadingHTTPServer`). Routes:
 - ``GET /image/SESSION/TRIAL/left`` (or ``right``): the image shown on that side.
 - ``POST /api/answer``: ``{"session", "trial", "choice": "left"|"right", "response_ms"}``.
 
-Answers must come in trial order, once each; anything else (bad JSON, unknown session, a
-repeated or skipped trial, a bad choice, a body over 4 KiB) gets a 4xx and writes nothing.
+Answers must come in trial order, once each; anything else (bad JSON, a participant that is
+not a name, an unknown session, a repeated or skipped trial, a bad choice, a body over 4 KiB)
+gets a 4xx with a JSON body ``{"ok": false, "error": message}`` and writes nothing. Bound to
+loopback (the default), the server answers only at 127.0.0.1 or localhost; each connection has
+a socket timeout (a stalled request gets a 408 and holds only its own thread). The plumbing is
+:mod:`i2i.web`'s, shared with the demo's server. :func:`make_server` checks that the answers
+file can be appended to before it listens.
 
 >>> import json, random, tempfile, threading, urllib.request
 >>> from pathlib import Path
@@ -42,7 +47,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,21 +60,15 @@ from i2i.study.protocol import (
     Pair,
     Trial,
     append_record,
+    check_answers_file,
     plan_trials,
 )
+from i2i.web import TIMEOUT, JsonHandler, LocalServer, RequestError
 
 MAX_BODY = 4096
-_IMAGE_PATH = re.compile(r"^/image/([A-Za-z0-9_-]{1,64})/(\d{1,4})/(left|right)$")
-_PARTICIPANT = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_IMAGE_PATH = re.compile(r"/image/([A-Za-z0-9_-]{1,64})/([0-9]{1,4})/(left|right)")
+_PARTICIPANT = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-
-
-class BadRequest(Exception):
-    """An unusable request: answered with ``status`` and ``message``, nothing changes."""
-
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 @dataclass
@@ -101,10 +99,16 @@ class StudyState:
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
 
-    def new_session(self, participant: str | None) -> tuple[str, Session]:
-        if participant is not None and not _PARTICIPANT.match(participant):
-            raise BadRequest(
-                HTTPStatus.BAD_REQUEST, "participant: 1-64 letters, digits, '_', '.', '@', '-'"
+    def new_session(self, participant: Any = None) -> tuple[str, Session]:
+        """A new session with its trial plan; ``participant`` None or "" names it by its id."""
+        if participant == "":
+            participant = None
+        if participant is not None and not (
+            isinstance(participant, str) and _PARTICIPANT.fullmatch(participant)
+        ):
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST,
+                "participant must be a name of 1-64 letters, digits, '_', '.', '@', '-'",
             )
         with self.lock:
             sid = secrets.token_urlsafe(12)
@@ -116,42 +120,42 @@ class StudyState:
     def session(self, sid: Any) -> Session:
         session = self.sessions.get(sid) if isinstance(sid, str) else None
         if session is None:
-            raise BadRequest(HTTPStatus.NOT_FOUND, "unknown session")
+            raise RequestError(HTTPStatus.NOT_FOUND, "unknown session")
         return session
 
     def image(self, sid: str, index: int, side: str) -> Path:
         session = self.session(sid)
         if index >= len(session.trials):
-            raise BadRequest(HTTPStatus.NOT_FOUND, "no such trial")
+            raise RequestError(HTTPStatus.NOT_FOUND, "no such trial")
         trial = session.trials[index]
         return trial.pair.real if side == trial.real_side else trial.pair.generated
 
     def answer(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or set(body) - {"session", "trial", "choice", "response_ms"}:
-            raise BadRequest(
+            raise RequestError(
                 HTTPStatus.BAD_REQUEST, "expected {session, trial, choice[, response_ms]}"
             )
         trial_index, choice = body.get("trial"), body.get("choice")
         response_ms = body.get("response_ms")
         if not isinstance(trial_index, int) or isinstance(trial_index, bool):
-            raise BadRequest(HTTPStatus.BAD_REQUEST, "trial must be an integer")
+            raise RequestError(HTTPStatus.BAD_REQUEST, "trial must be an integer")
         if choice not in SIDES:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, "choice must be 'left' or 'right'")
+            raise RequestError(HTTPStatus.BAD_REQUEST, "choice must be 'left' or 'right'")
         if response_ms is not None and (
             not isinstance(response_ms, int | float)
             or isinstance(response_ms, bool)
             or not 0 <= response_ms < 86_400_000
         ):
-            raise BadRequest(HTTPStatus.BAD_REQUEST, "response_ms must be a number of ms")
+            raise RequestError(HTTPStatus.BAD_REQUEST, "response_ms must be a number of ms")
         with self.lock:
             session = self.session(body.get("session"))
             if trial_index != session.answered:
-                raise BadRequest(
+                raise RequestError(
                     HTTPStatus.CONFLICT,
                     f"expected the answer to trial {session.answered}, got trial {trial_index}",
                 )
             if session.answered >= len(session.trials):
-                raise BadRequest(HTTPStatus.CONFLICT, "this session is finished")
+                raise RequestError(HTTPStatus.CONFLICT, "this session is finished")
             trial = session.trials[trial_index]
             correct = choice == trial.real_side
             record = {
@@ -178,105 +182,88 @@ class StudyState:
         return reply
 
 
-class StudyHandler(BaseHTTPRequestHandler):
+class StudyHandler(JsonHandler):
     """Routes requests to the :class:`StudyState` of its server."""
 
     server: StudyServer
+    server_version = "i2i-study"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, data: Any) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json")
-
-    def _fail(self, exc: BadRequest) -> None:
-        self._json(exc.status, {"ok": False, "error": exc.message})
+    def error_body(self, message: str) -> dict[str, Any]:
+        return {"ok": False, "error": message}
 
     def _body(self) -> Any:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is required")
-        if int(length) > MAX_BODY:
-            raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
-        raw = self.rfile.read(int(length))
+        length = self.content_length()
+        if length is None:
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is required")
+        if length > MAX_BODY:
+            self.drain(length)
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
+        raw = self.read_body(length)
         try:
             return json.loads(raw.decode("utf-8")) if raw else {}
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, "the body is not JSON") from exc
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not JSON") from exc
 
     def do_GET(self) -> None:  # noqa: N802
-        url = urlsplit(self.path)
-        state = self.server.state
-        try:
-            if url.path in ("/", "/index.html"):
-                page = study_page(state.practice, state.main, state.show_ms)
-                self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
-                return
-            match = _IMAGE_PATH.match(url.path)
-            if match is None:
-                raise BadRequest(HTTPStatus.NOT_FOUND, "not found")
-            path = state.image(match[1], int(match[2]), match[3])
-            ctype = _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-            self._send(HTTPStatus.OK, path.read_bytes(), ctype)
-        except BadRequest as exc:
-            self._fail(exc)
+        routes = {"/": self._page, "/index.html": self._page}
+        path = urlsplit(self.path).path
+        if match := _IMAGE_PATH.fullmatch(path):
+            routes[path] = lambda: self._image(match[1], int(match[2]), match[3])
+        self.dispatch(routes)
 
-    do_HEAD = do_GET
+    do_HEAD = do_GET  # noqa: N815
 
     def do_POST(self) -> None:  # noqa: N802
-        path = urlsplit(self.path).path
+        self.dispatch({"/api/session": self._session, "/api/answer": self._answer})
+
+    def _page(self) -> None:
         state = self.server.state
-        try:
-            if path == "/api/session":
-                body = self._body()
-                if not isinstance(body, dict):
-                    raise BadRequest(HTTPStatus.BAD_REQUEST, "expected a JSON object")
-                sid, session = state.new_session(body.get("participant") or None)
-                trials = [
-                    {
-                        "index": t.index,
-                        "phase": t.phase,
-                        "left": f"/image/{sid}/{t.index}/left",
-                        "right": f"/image/{sid}/{t.index}/right",
-                    }
-                    for t in session.trials
-                ]
-                self._json(
-                    HTTPStatus.OK,
-                    {"session": sid, "participant": session.participant, "trials": trials},
-                )
-            elif path == "/api/answer":
-                self._json(HTTPStatus.OK, state.answer(self._body()))
-            else:
-                raise BadRequest(HTTPStatus.NOT_FOUND, "not found")
-        except BadRequest as exc:
-            self._fail(exc)
-        except OSError as exc:  # the results file could not be written
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"ok": False, "error": str(exc)})
+        page = study_page(state.practice, state.main, state.show_ms)
+        self.send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
 
-    def _not_allowed(self) -> None:
-        self._fail(BadRequest(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed"))
+    def _image(self, sid: str, index: int, side: str) -> None:
+        path = self.server.state.image(sid, index, side)
+        ctype = _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+        self.send(HTTPStatus.OK, path.read_bytes(), ctype)
 
-    do_PUT = do_DELETE = do_PATCH = _not_allowed
+    def _session(self) -> None:
+        body = self._body()
+        if not isinstance(body, dict) or set(body) - {"participant"}:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "expected {[participant]}")
+        sid, session = self.server.state.new_session(body.get("participant"))
+        trials = [
+            {
+                "index": t.index,
+                "phase": t.phase,
+                "left": f"/image/{sid}/{t.index}/left",
+                "right": f"/image/{sid}/{t.index}/right",
+            }
+            for t in session.trials
+        ]
+        self.send_json(
+            HTTPStatus.OK, {"session": sid, "participant": session.participant, "trials": trials}
+        )
+
+    def _answer(self) -> None:
+        self.send_json(HTTPStatus.OK, self.server.state.answer(self._body()))
 
 
-class StudyServer(ThreadingHTTPServer):
-    daemon_threads = True
+class StudyServer(LocalServer):
+    """A threading HTTP server holding the study's :class:`StudyState`."""
 
-    def __init__(self, address: tuple[str, int], state: StudyState, *, verbose: bool = False):
-        super().__init__(address, StudyHandler)
-        self.state, self.verbose = state, verbose
+    what = "study"
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        state: StudyState,
+        *,
+        timeout: float = TIMEOUT,
+        verbose: bool = False,
+    ):
+        super().__init__(address, StudyHandler, timeout=timeout, log=verbose)
+        self.state = state
 
 
 def make_server(
@@ -289,11 +276,15 @@ def make_server(
     main: int = MAIN_TRIALS,
     show_ms: int = SHOW_MS,
     seed: int | None = None,
+    timeout: float = TIMEOUT,
     verbose: bool = False,
 ) -> StudyServer:
     """A study server over ``pairs`` appending answers to ``results`` (not yet serving:
-    call ``serve_forever``). ``port=0`` picks a free port (``server.server_port``)."""
+    call ``serve_forever``). ``port=0`` picks a free port (``server.server_port``); ``timeout``
+    is how many seconds a connection may stay silent. A :class:`StudyError` if ``results``
+    cannot be appended to."""
+    check_answers_file(results)
     state = StudyState(
         pairs, Path(results), practice=practice, main=main, show_ms=show_ms, seed=seed
     )
-    return StudyServer((host, port), state, verbose=verbose)
+    return StudyServer((host, port), state, timeout=timeout, verbose=verbose)
