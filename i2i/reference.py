@@ -414,6 +414,11 @@ def task_page(
             "",
         ]
     parts += drawing_section(name, task)
+    unpaired = task.layout == "unpaired"
+    # `i2i eval` scores each output against its own target: unpaired data has none, and it refuses
+    evaluate = [f"i2i eval --checkpoint runs/{name}{data_flag} --out eval/{name}"]
+    if unpaired:
+        evaluate = []
     parts += [
         "## Commands",
         "",
@@ -422,10 +427,24 @@ def task_page(
         f"i2i run --task {name}{data_flag} --out runs/{name}",
         f"i2i translate --checkpoint runs/{name} inputs/ --out translated/",
         f"i2i demo --checkpoint runs/{name}  # draw inputs in the browser",
-        f"i2i eval --checkpoint runs/{name}{data_flag} --out eval/{name}",
+        *evaluate,
         f"i2i report runs/{name}",
         "```",
         "",
+    ]
+    if unpaired:
+        parts += [
+            "There is no `i2i eval --checkpoint` line: its metrics compare each output with its "
+            "own target, and this task's data has no pairs (it is always read unpaired), so "
+            "`i2i eval` refuses it. The run's validation measures what can be measured without "
+            "pairs (with the cyclegan recipe, the cycle reconstruction errors `cycle_x` and "
+            "`cycle_y`), and `i2i report` plots it. Where you have true pairs for this "
+            "translation, translate their inputs with `i2i translate` and score the outputs "
+            "against the targets, matched by file name: "
+            f"`i2i eval --pred translated/ --target targets/ --out eval/{name}`.",
+            "",
+        ]
+    parts += [
         "## Defaults",
         "",
         "| setting | value |",

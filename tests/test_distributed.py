@@ -48,6 +48,7 @@ def test_two_cpu_processes_train_in_step(tmp_path):
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.splitlines().count(str(out)) == 1, proc.stdout  # -q: once, by rank 0
 
     ranks = [json.loads((dump / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["generator.params"] == ranks[1]["generator.params"]

@@ -211,3 +211,44 @@ def test_task_pages_tell_how_to_train_without_pairs_with_a_command_that_resolves
         assert cfg.recipe == "cyclegan" and cfg.unpaired == (entry.obj.layout != "unpaired")
         shown += 1
     assert shown >= 5
+
+
+def _shown_commands() -> list[tuple[str, str]]:
+    """(page, line) of every command line of a bash block in the README and the docs."""
+    pages = [REPO_ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+    return [
+        (str(page.relative_to(REPO_ROOT)), line.strip())
+        for page in pages
+        if "_build" not in page.parts
+        for lang, code in _blocks(page)
+        if lang == "bash"
+        for line in code.splitlines()
+    ]
+
+
+def test_every_training_command_shown_names_data_where_the_task_has_none_built_in(catalog):
+    """`i2i run --task T` without --data fails for a task without built-in data (facades):
+    every such command in the docs passes --data (or --resume, which reads the run's)."""
+    checked = 0
+    for page, line in _shown_commands():
+        words = shlex.split(line.split("#")[0]) if "i2i run " in line else []
+        if "--task" not in words or "--resume" in words:
+            continue
+        name = words[words.index("--task") + 1]
+        if name not in catalog.tasks:
+            continue  # a plugin's task (denoise): its own tests cover its page
+        if catalog.tasks.get(name).obj.default_data is None:
+            assert "--data" in words, f"{page}: `{line}` has no --data and {name} no built-in data"
+        checked += 1
+    assert checked >= 10
+
+
+def test_task_pages_give_no_eval_command_for_unpaired_data(catalog):
+    """`i2i eval --checkpoint` refuses unpaired val data, so the pages of unpaired tasks say
+    why instead of showing it; every other page shows it."""
+    for entry in catalog.tasks:
+        page = (DOCS / "tasks" / f"{entry.name}.md").read_text()
+        shown = f"i2i eval --checkpoint runs/{entry.name}" in page
+        assert shown == (entry.obj.layout != "unpaired"), entry.name
+        if entry.obj.layout == "unpaired":
+            assert "There is no `i2i eval --checkpoint` line" in page

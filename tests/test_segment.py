@@ -100,10 +100,20 @@ def test_segmenter_commands_train_score_and_refuse(cli, data, tmp_path):
     )
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.output)["num_images"] == 3
+    # the refusals name the task as the user types it, not by its summary
+    no_data = CliRunner().invoke(cli, ["segmenter", "score", str(out)])
+    assert no_data.exit_code == 1, no_data.output
+    assert "Task 'toy_labels' has no built-in data" in no_data.output
     no_palette = CliRunner().invoke(
         cli, ["segmenter", "train", "--task", "maps", "--out", str(tmp_path / "x"), *small]
     )
-    assert no_palette.exit_code == 1 and "palette" in no_palette.output
+    assert no_palette.exit_code == 1
+    assert "task 'maps' declares no label palette" in no_palette.output
+    no_data = CliRunner().invoke(
+        cli, ["segmenter", "train", "--task", "toy_labels", "--out", str(tmp_path / "y"), *small]
+    )
+    assert no_data.exit_code == 1
+    assert "Task 'toy_labels' has no built-in data" in no_data.output
     (out / "segmenter.json").write_text("{broken")
     with pytest.raises(SegmenterError, match="segmenter.json"):
         load_segmenter(out)

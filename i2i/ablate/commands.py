@@ -35,7 +35,12 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 )
 @click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--shard", default="1/1", show_default=True, help="Run every N-th job from the K-th.")
+@click.option(
+    "--shard",
+    default="1/1",
+    show_default=True,
+    help="Train and score every N-th job from the K-th.",
+)
 @click.option(
     "--segmenter",
     type=_DIR,
@@ -69,8 +74,10 @@ def ablate_cmd(
     no_train: bool,
 ) -> None:
     """Train every variant of a study of the paper (objective: Table 1, generator: Table 2,
-    discriminator: Table 3; all: every one), evaluate each and write OUT/STUDY.md, .json
-    and .html. Rerunning skips finished runs and resumes unfinished ones."""
+    discriminator: Table 3; all: every one), evaluate each and write the table to OUT,
+    named after the study (OUT/objective.md, .json and .html). Rerunning skips finished runs
+    and resumes unfinished ones. With --shard only that shard's runs are trained and scored
+    (with --segmenter too); the table covers every run scored so far."""
     from i2i.ablate import Settings, markdown_table, parse_shard, run_study
     from i2i.config import ConfigError
     from i2i.data import DataError

@@ -46,7 +46,8 @@ from i2i.inference.options import PRECISIONS
     type=click.Choice(PRECISIONS),
     default="auto",
     show_default=True,
-    help="As for i2i translate: bf16 autocast on a CUDA GPU that supports it, fp32 otherwise.",
+    help="As for i2i translate: auto is bf16 autocast on GPUs that support it and on CPUs "
+    "where it runs natively and faster (see `i2i doctor`), fp32 otherwise.",
 )
 @click.option(
     "--max-mb",

@@ -40,13 +40,23 @@ from i2i.segment.model import Segmenter
 from i2i.task import Task
 
 
-def _palette_of(task: Task) -> tuple:
+def _palette_of(task: Task, name: str | None = None) -> tuple:
     if not task.palette:
         raise ValueError(
-            f"task {task.summary!r} declares no label palette (Task.palette); a segmenter "
-            "needs the classes and their label colours"
+            f"task {name or task.summary!r} declares no label palette (Task.palette); a "
+            "segmenter needs the classes and their label colours"
         )
     return task.palette
+
+
+def _check_data(task: Task, data: str | os.PathLike | None, name: str | None) -> None:
+    """Refuse, naming the task by its registered ``name``, when there is no data to read."""
+    from i2i.data.io import DatasetError
+
+    if data is None and getattr(task, "default_data", None) is None:
+        raise DatasetError(
+            f"Task {name or task.summary!r} has no built-in data; pass a data folder (--data DIR)"
+        )
 
 
 def _classes(task: Task, label_maps: Tensor) -> Tensor:
@@ -104,10 +114,13 @@ def train_segmenter(
     from tqdm.auto import tqdm
 
     from i2i.data.io import DatasetError
+    from i2i.engine.devices import resolve_device
 
-    palette = _palette_of(task)
+    device = resolve_device(device)  # a device name that is not one: a message, not a traceback
+    palette = _palette_of(task, task_name)
     if steps < 1 or size < 1 or batch_size < 1:
         raise ValueError("steps, size and batch_size must be positive")
+    _check_data(task, data, task_name)
     torch.manual_seed(seed)
     seg = Segmenter.new(palette, task=task_name, encoder=encoder, ngf=ngf, size=size).to(device)
     photos, classes, _ = _load_split(task, data, "train", size)
@@ -186,6 +199,7 @@ def score_real_photos(
     from i2i.eval.samples import Batch
     from i2i.metrics.segmentation import seg_score_metric
 
+    _check_data(task, data, getattr(seg, "task", None))  # a Segmenter knows its task's name
     preprocess = PreprocessConfig(load_size=size, crop_size=size, flip=False)
     dataset = build_dataset(task, data, split, preprocess=preprocess, train=False)
     count = len(dataset) if limit is None else min(limit, len(dataset))
