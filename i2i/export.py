@@ -106,17 +106,25 @@ def export_onnx(
     example = _example(generator, in_channels, size)
     with _atomic_target(path, overwrite) as tmp:
         with _quiet_tracing(), torch.no_grad():
-            torch.onnx.export(
-                generator,
-                (example,),
-                str(tmp),
-                dynamo=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: DYNAMIC_AXES, OUTPUT_NAME: DYNAMIC_AXES},
-                opset_version=opset,
-                do_constant_folding=True,
-            )
+            try:
+                torch.onnx.export(
+                    generator,
+                    (example,),
+                    str(tmp),
+                    dynamo=False,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: DYNAMIC_AXES, OUTPUT_NAME: DYNAMIC_AXES},
+                    opset_version=opset,
+                    do_constant_folding=True,
+                )
+            except (RuntimeError, ValueError) as exc:
+                if "opset" not in str(exc).lower():
+                    raise
+                raise ExportError(
+                    f"cannot export ONNX opset {opset} with torch {torch.__version__} "
+                    f"({str(exc).splitlines()[0]}); the default is 17"
+                ) from None
         model = onnx.load(str(tmp))
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(dict(metadata))

@@ -294,3 +294,12 @@ def test_resume_refuses_structural_changes(catalog, data, tmp_path):
         resume_config(out, catalog, lambda_l1=10)
     cfg = resume_config(out, catalog, epochs=3, generator="tiny_unet")
     assert cfg.epochs == 3 and cfg.epochs_decay == 0 and cfg.out == str(out)
+
+
+@pytest.mark.parametrize("state", [{}, {"step": "garbage", "epoch": 0, "batch_in_epoch": 0}])
+def test_resume_state_of_another_shape_is_an_error_naming_it(catalog, data, tmp_path, state):
+    out = _run(catalog, data, tmp_path / "r", max_steps=2)
+    latest = ck.load_checkpoint(out).path
+    torch.save(state, latest / "train_state.pt")
+    with pytest.raises(ck.CheckpointError, match="train_state.pt is not resume state"):
+        train(resume_config(out, catalog, max_steps=3), catalog=catalog, resume=out, quiet=True)

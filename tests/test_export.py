@@ -83,6 +83,10 @@ def test_export_refuses_to_overwrite_and_bad_sizes(run_dir, tmp_path):
     export_checkpoint(run_dir, path, fmt="torchscript", overwrite=True)
     assert path.read_bytes() != b"old"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+    pytest.importorskip("onnx")
+    with pytest.raises(ExportError, match="cannot export ONNX opset 999"):
+        export_checkpoint(run_dir, tmp_path / "g.onnx", fmt="onnx", opset=999)
+    assert not [p for p in tmp_path.iterdir() if "g.onnx" in p.name]
 
 
 def test_export_into_a_path_under_a_file_names_that_file(pm, run_dir, tmp_path):

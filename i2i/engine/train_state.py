@@ -64,5 +64,14 @@ class ResumableState:
             if role not in checkpoint.weights:
                 raise ckpt_io.CheckpointError(f"Checkpoint {checkpoint.path} has no {role} weights")
             module.load_state_dict(checkpoint.weights[role], strict=True)
-        self.load_state_dict(checkpoint.train_state())
+        path = checkpoint.path / ckpt_io.TRAIN_STATE_FILE
+        try:
+            self.load_state_dict(checkpoint.train_state())
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # a file torch.save wrote, but not i2i's resume state (or from an older layout)
+            what = f"no {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise ckpt_io.CheckpointError(
+                f"{path} is not resume state this i2i can read ({what}); resume from another "
+                "checkpoint, or start a new run with --init-from on this one"
+            ) from exc
         self.last_checkpoint = checkpoint.path
