@@ -198,10 +198,19 @@ def load_segmenter(folder: str | os.PathLike, *, device: str | torch.device = "c
         size = int(cfg["size"])
     except (KeyError, TypeError, ValueError) as exc:
         raise SegmenterError(f"{cfg_path}: bad 'classes', 'options' or 'size' ({exc})") from exc
-    try:
-        network = _network(len(palette), options)
+    from i2i.engine.build import without_random_init
+
+    try:  # every weight comes from the safetensors file next, none from an options' file
+        with without_random_init():
+            network = _network(len(palette), options)
     except (TypeError, ValueError) as exc:
         raise SegmenterError(f"{cfg_path}: cannot build the network ({exc})") from exc
+    except RuntimeError as exc:
+        if "allocate" not in str(exc):
+            raise
+        raise SegmenterError(
+            f"{cfg_path}: the network it describes does not fit in memory"
+        ) from None
     if not weights.is_file():
         raise SegmenterError(f"{weights} is missing")
     try:
