@@ -165,3 +165,18 @@ def test_eval_scores_a_checkpoint_with_a_segmenter_folder(cli, data, tmp_path):
     summary = json.loads(result.output.strip().splitlines()[-1])["metrics"]
     # an untrained generator's outputs are not the photos: the segmenter scores them lower
     assert 0 <= summary["seg_pixel_acc"] < seg.info["val"]["seg_pixel_acc"]
+
+
+def test_a_saved_segmenter_never_reads_a_file_its_options_name(tmp_path):
+    """segmenter.json comes with the folder: its options may not make i2i open other files."""
+    from i2i.segment.model import Segmenter, load_segmenter
+
+    palette = (("a", (0, 0, 0)), ("b", (255, 255, 255)))
+    seg = Segmenter.new(palette, task="t", encoder="test_resnet", ngf=4, size=32)
+    folder = seg.save(tmp_path / "seg")
+    config = json.loads((folder / "segmenter.json").read_text())
+    config["options"]["weights"] = str(tmp_path / "elsewhere.pt")  # absent: never opened
+    (folder / "segmenter.json").write_text(json.dumps(config))
+    loaded = load_segmenter(folder)
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(loaded.network.eval()(x), seg.network.eval()(x))
