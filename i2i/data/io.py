@@ -208,10 +208,13 @@ def _decode(
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"Image size \((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1))} pixels" if found else "more pixels than allowed"
         raise ImageReadError(
             path,
-            f"refused as a possible decompression bomb ({exc}); if you trust the file, raise "
-            f"PIL.Image.MAX_IMAGE_PIXELS (now {Image.MAX_IMAGE_PIXELS})",
+            f"refused as a possible decompression bomb: {pixels}, more than the "
+            f"{Image.MAX_IMAGE_PIXELS} of PIL.Image.MAX_IMAGE_PIXELS; if you trust the file, "
+            "raise that limit (in Python, before reading) or make the image smaller",
         ) from None
     except UnidentifiedImageError:
         raise ImageReadError(
