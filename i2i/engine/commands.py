@@ -91,7 +91,10 @@ def _help(name: str) -> str:
     "--resume", type=click.Path(exists=True), help="Continue the run (or checkpoint) at this path."
 )
 @click.option(
-    "--overwrite", is_flag=True, help="Reuse a non-empty --out, replacing only its i2i outputs."
+    "--overwrite",
+    is_flag=True,
+    help="Reuse the --out of an earlier i2i run, replacing only its i2i outputs (never a "
+    "folder that is not an i2i run); with --resume of an older checkpoint, delete the later ones.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but the run folder.")
 @click.pass_context
