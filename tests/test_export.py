@@ -71,6 +71,7 @@ def test_torchscript_export_matches_eager(pm, run_dir, tmp_path):
     assert read_metadata(path)["generator"] == "unet_256"
 
 
+@pytest.mark.filterwarnings("ignore:Exporting to ONNX opset version 999")  # torch says so too
 def test_export_refuses_to_overwrite_and_bad_sizes(run_dir, tmp_path):
     path = tmp_path / "g.pt"
     path.write_bytes(b"old")
