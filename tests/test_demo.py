@@ -32,6 +32,7 @@ from i2i.plugins import make_plugin_manager
 from i2i.task import CANVASES
 from tests.browser import DevTools, chromium
 from tests.conftest import REPO_ROOT, data_root_path
+from tests.http_raw import raw
 
 # A facades run as the issue's "i2i run --task facades ... && i2i demo --checkpoint runs/f",
 # trained for 2 steps with the smallest built-in U-Net on 128-pixel crops of 6 real files.
@@ -116,22 +117,6 @@ def request(server: DemoServer, method: str, path: str, body: bytes | None = Non
         return resp.status, resp.getheader("Content-Type"), resp.read()
     finally:
         conn.close()
-
-
-def raw(server: DemoServer, data: bytes) -> tuple[int, dict]:
-    """Send raw bytes, half-close, read the answer: (status, JSON body or {})."""
-    with socket.create_connection(server.server_address[:2], timeout=30) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status = int(head.split()[1])
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, {}
 
 
 def still_serving(server: DemoServer) -> None:

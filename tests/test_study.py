@@ -29,6 +29,7 @@ from i2i.study.protocol import (
 from i2i.study.server import make_server
 from tests.browser import chromium
 from tests.cdp import Browser
+from tests.http_raw import raw
 
 
 def make_results(folder: Path, n: int = 3, seed: int = 0) -> Path:
@@ -72,21 +73,6 @@ def post(srv, path: str, data) -> tuple[int, dict]:
     raw = json.dumps(data).encode()
     status, body = request(srv, "POST", path, raw, {"Content-Type": "application/json"})
     return status, json.loads(body)
-
-
-def raw(srv, data: bytes) -> tuple[int, dict]:
-    """Send raw bytes, half-close, read the answer: (status, JSON body or {})."""
-    with socket.create_connection(("127.0.0.1", srv.server_port), timeout=30) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    try:
-        return int(head.split()[1]), json.loads(body)
-    except ValueError:
-        return int(head.split()[1]), {}
 
 
 def serving(srv):
