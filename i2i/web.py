@@ -5,7 +5,8 @@
   cannot rebind its own name to 127.0.0.1 and drive the server); bound beyond loopback on
   purpose (``--host``), it answers any ``Host``.
 - :class:`JsonHandler`: each connection gets a socket timeout, so a stalled client holds only
-  its own thread and gets a 408; every refusal, the base class's own included, is a 4xx with a
+  its own thread: a stalled request body gets a 408, a stalled request line or header block
+  has its connection closed; every refusal, the base class's own included, is a 4xx with a
   JSON body; a failure inside a route is a 500 with its message, and the server goes on.
 - :func:`whole_number`: ASCII digits only, so ``"²"`` is a bad number, not a crash in ``int()``.
 
@@ -16,6 +17,8 @@
 >>> allowed_host("127.0.0.1", "evil.example"), allowed_host("127.0.0.1", None)
 (False, False)
 >>> allowed_host("0.0.0.0", "evil.example")  # served beyond loopback on purpose
+True
+>>> allowed_host("127.0.1.1", "vm:8000", ("vm",))  # --host vm, a name for a loopback address
 True
 """
 
@@ -66,14 +69,25 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def allowed_host(bound: str, header: str | None) -> bool:
-    """Whether a request with ``Host: header`` may reach a server bound to ``bound``."""
+def allowed_host(bound: str, header: str | None, names: tuple[str, ...] = ()) -> bool:
+    """Whether a request with ``Host: header`` may reach a server bound to ``bound``; ``names``
+    are more names it answers at (the ``--host`` name the user gave, when it is not an IP)."""
     if not is_loopback(bound):
         return True  # served on purpose beyond loopback (--host)
     if not header:
         return False
     name = header.rsplit(":", 1)[0] if not header.endswith("]") else header
-    return name.strip("[]").lower() in (*LOOPBACK, bound)
+    return name.strip("[]").lower() in host_names(bound, names)
+
+
+def host_names(bound: str, names: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The host names a loopback server answers at, in the order messages give them.
+
+    >>> host_names("127.0.1.1", ("vm",))
+    ('127.0.0.1', 'localhost', '::1', '127.0.1.1', 'vm')
+    """
+    extra = (bound, *(n.lower() for n in names))
+    return LOOPBACK + tuple(dict.fromkeys(n for n in extra if n not in LOOPBACK))
 
 
 class LocalServer(ThreadingHTTPServer):
@@ -93,6 +107,7 @@ class LocalServer(ThreadingHTTPServer):
     ):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self.host_name = address[0]  # as given: a name like "vm" is answered at, too
         super().__init__(address, handler)
         self.request_timeout = timeout
         self.log = log
@@ -112,7 +127,12 @@ class LocalServer(ThreadingHTTPServer):
 
     def allowed_host(self, header: str | None) -> bool:
         """Whether a request's ``Host`` header may reach this server (see :func:`allowed_host`)."""
-        return allowed_host(str(self.server_address[0]), header)
+        return allowed_host(str(self.server_address[0]), header, (self.host_name,))
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """The names a request's ``Host`` may give when the server is on loopback."""
+        return host_names(str(self.server_address[0]), (self.host_name,))
 
 
 class JsonHandler(BaseHTTPRequestHandler):
@@ -214,9 +234,10 @@ class JsonHandler(BaseHTTPRequestHandler):
         """Check the ``Host``, call the route for the request's path, answer any refusal."""
         try:
             if not self.server.allowed_host(self.headers.get("Host")):
+                names = [n for n in self.server.host_names if n != "::1"]
                 raise RequestError(
                     HTTPStatus.FORBIDDEN,
-                    f"this {self.server.what} answers only at 127.0.0.1 or localhost",
+                    f"this {self.server.what} answers only at {' or '.join(names)}",
                 )
             route = routes.get(urlsplit(self.path).path)
             if route is None:

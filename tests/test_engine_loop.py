@@ -125,6 +125,16 @@ def test_resuming_an_older_checkpoint_in_place_keeps_the_later_ones_unless_told(
     branch = tmp_path / "branch"  # into another folder: nothing of the run is replaced
     train(cfg.replace(out=str(branch)), catalog=catalog, resume=older, quiet=True)
     assert ck.load_checkpoint(branch).step == 4 and ck.load_checkpoint(out).step == 4
+    import i2i.engine.runner as runner
+
+    def fails(*args, **kwargs):  # anything failing before the first new save
+        raise RuntimeError("no data today")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "prepare_run_dir", fails)
+        with pytest.raises(RuntimeError, match="no data today"):
+            train(cfg, catalog=catalog, resume=older, overwrite=True, quiet=True)
+    assert ck.load_checkpoint(out).step == 2  # latest.json points where a resume continues
     train(cfg, catalog=catalog, resume=older, overwrite=True, quiet=True)
     assert ck.load_checkpoint(out).step == 4
 

@@ -112,3 +112,12 @@ def test_facades_end_to_end(data_root, tmp_path, monkeypatch):
     val = [r for r in records if r["kind"] == "val"]
     assert [(r["step"], r["val/images"]) for r in val] == [(4, 2), (5, 2)]  # epoch end, run end
     assert len(list((out / "samples").glob("*.png"))) == 2
+
+
+def test_an_out_under_a_file_is_named_and_no_hint_that_cannot_work(cli, data, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" / "run"
+    result = _invoke(cli, "--task", "demo", "--data", data, "--out", out, "--max-steps", "1", *TINY)
+    assert result.exit_code == 1 and f"Not a directory: {out}" in result.output, result.output
+    assert "--resume" not in result.output and "--overwrite" not in result.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"

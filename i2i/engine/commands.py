@@ -148,15 +148,20 @@ def run_cmd(ctx: click.Context, **opts: Any) -> None:
 
 def _os_error_message(exc: OSError, out: str | None) -> str:
     """A one-line account of a failed file operation during a run, naming the file."""
+    from pathlib import Path
+
     from i2i.cli import describe_os_error
     from i2i.engine.checkpoint import list_checkpoints
+    from i2i.engine.runner import is_run_folder
 
     if out is None:
         then = ""
     elif list_checkpoints(out):
         then = f"; continue from its latest checkpoint with `i2i run --resume {out}`"
-    else:
+    elif is_run_folder(Path(out)):
         then = f"; it saved no checkpoint yet: start it again with `--out {out} --overwrite`"
+    else:
+        then = ""
     return f"Training stopped: {describe_os_error(exc)}{then}"
 
 

@@ -127,7 +127,7 @@ def prepare_run_dir(
             f"pass --overwrite to replace its i2i outputs ({', '.join(RUN_OUTPUTS)}; other "
             "files are left alone)"
         )
-        if not _is_run_folder(out):
+        if not is_run_folder(out):
             raise RunDirError(
                 f"--out {out} already holds files and is not an i2i run folder (no run "
                 f"{RUN_CONFIG_FILE}); pick another --out, a new or empty folder. --overwrite "
@@ -172,7 +172,7 @@ def _later_checkpoints(checkpoint: ckpt_io.Checkpoint, out: Path) -> list[Path]:
     ]
 
 
-def _is_run_folder(folder: Path) -> bool:
+def is_run_folder(folder: Path) -> bool:
     """Whether ``folder``'s ``config.json`` is an i2i run config (a task and a generator)."""
     try:
         config = json.loads((folder / RUN_CONFIG_FILE).read_text())
@@ -221,8 +221,11 @@ def train(
     device = resolve_device(cfg.device, _local_rank())
     dist = init_distributed(device)
     try:
-        if dist.is_main and checkpoint is not None:
-            for path in _later_checkpoints(checkpoint, Path(cfg.out)):  # --overwrite asked
+        later = _later_checkpoints(checkpoint, Path(cfg.out)) if checkpoint else []
+        if dist.is_main and later:  # --overwrite asked: point latest.json back, then delete
+            record = {"step": checkpoint.step, "dir": checkpoint.path.name}
+            ckpt_io.write_json_atomic(checkpoint.path.parent / ckpt_io.LATEST_FILE, record)
+            for path in later:
                 shutil.rmtree(path)
         if dist.is_main:
             run_dir = prepare_run_dir(

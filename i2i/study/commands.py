@@ -91,7 +91,7 @@ def serve_cmd(
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     methods = sorted({p.method for p in pairs})
     click.echo(f"{len(pairs)} pairs from {len(methods)} methods: {', '.join(methods)}")
-    click.echo(f"study page: http://{host}:{server.server_port}/  (answers: {answers})")
+    click.echo(f"study page: {server.url}  (answers: {answers})")
     click.echo("Ctrl-C stops.")
     try:
         server.serve_forever()

@@ -10,8 +10,9 @@ Stdlib only (:class:`http.server.ThreadingHTTPServer`). Routes:
 Answers must come in trial order, once each; anything else (bad JSON, a participant that is
 not a name, an unknown session, a repeated or skipped trial, a bad choice, a body over 4 KiB)
 gets a 4xx with a JSON body ``{"ok": false, "error": message}`` and writes nothing. Bound to
-loopback (the default), the server answers only at 127.0.0.1 or localhost; each connection has
-a socket timeout (a stalled request gets a 408 and holds only its own thread). The plumbing is
+loopback (the default), the server answers only at 127.0.0.1 or localhost (or the ``--host``
+given); each connection has a socket timeout (a stalled request holds only its own thread; a
+stalled body gets a 408). The plumbing is
 :mod:`i2i.web`'s, shared with the demo's server. :func:`make_server` checks that the answers
 file can be appended to before it listens.
 
