@@ -63,14 +63,13 @@ def _atomic_target(path: Path, overwrite: bool) -> Iterator[Path]:
         raise ExportError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     if path.exists() and path.is_dir():
         raise ExportError(f"{path} is a folder; expected a file name for the export")
-    for parent in path.parents:  # the nearest existing folder up the path must be a folder
-        if parent.exists():
-            if not parent.is_dir():
-                raise ExportError(
-                    f"cannot write {path}: its parent folder {parent} is a file, not a folder"
-                )
-            break
-    from i2i.data.io import atomic_path
+    from i2i.data.io import atomic_path, file_in_the_way
+
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise ExportError(
+            f"cannot write {path}: its parent folder {blocker} is a file, not a folder"
+        )
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:  # the usual file mode, not mkstemp's 0600

@@ -356,6 +356,25 @@ def write_image(img: Tensor, path: str | os.PathLike, *, overwrite: bool = False
     return path
 
 
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The entry that keeps ``folder`` from being (made) a folder: ``folder`` itself or the
+    nearest existing entry above it, when that is a file or a dangling link; None otherwise.
+
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "afile.txt"
+    >>> _ = f.write_text("x")
+    >>> file_in_the_way(f / "sub" / "deeper") == f, file_in_the_way(f.parent / "new") is None
+    (True, True)
+    """
+    folder = Path(folder)
+    for entry in (folder, *folder.parents):
+        if entry.is_dir():
+            return None
+        if entry.exists() or entry.is_symlink():
+            return entry
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A new empty temporary file beside ``path``, renamed onto ``path`` when the block succeeds.

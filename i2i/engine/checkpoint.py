@@ -401,7 +401,7 @@ def prune_checkpoints(ckdir: Path, *, keep_last: int, protect: str | None = None
             marked = False  # unreadable: treat as an ordinary checkpoint
         if not marked:
             unmarked.append(path)
-    order = sorted(unmarked, key=lambda p: (p.name == protect, _step_of(p)), reverse=True)
+    order = sorted(unmarked, key=lambda p: (p.name == protect, checkpoint_step(p)), reverse=True)
     removed = []
     for path in order[max(keep_last, 0) :]:
         trash = path.with_name(f"{_TRASH_PREFIX}{path.name}-{os.getpid()}")
@@ -491,7 +491,8 @@ def _remove_leftovers(ckdir: Path) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def _step_of(path: Path) -> int:
+def checkpoint_step(path: Path) -> int:
+    """The step a ``step_N`` checkpoint folder's name gives: 400 for ``step_00000400``."""
     return int(path.name.split("_", 1)[1])
 
 
@@ -501,7 +502,7 @@ def _step_dirs(ckdir: Path) -> list[Path]:
         name = path.name
         if path.is_dir() and name.startswith("step_") and name[5:].isdigit():
             out.append(path)
-    return sorted(out, key=_step_of)
+    return sorted(out, key=checkpoint_step)
 
 
 def is_checkpoint_dir(path: Path) -> bool:
@@ -551,7 +552,7 @@ def _latest_in(ckdir: Path) -> Path:
             target = ckdir / str(record["dir"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{latest} is unreadable ({exc})") from exc
-        if not _STEP_NAME.fullmatch(target.name) or target.parent != ckdir:
+        if not _STEP_NAME.fullmatch(str(record["dir"])):
             # a pointer elsewhere would load, resume and prune another run's checkpoints
             raise CheckpointError(
                 f"{latest} names {str(record['dir'])!r}, not a step_N folder inside {ckdir}; "

@@ -168,7 +168,7 @@ def _later_checkpoints(checkpoint: ckpt_io.Checkpoint, out: Path) -> list[Path]:
     return [
         p
         for p in ckpt_io.list_checkpoints(checkpoint.run_dir)
-        if int(p.name.removeprefix("step_")) > checkpoint.step
+        if ckpt_io.checkpoint_step(p) > checkpoint.step
     ]
 
 
@@ -209,19 +209,17 @@ def train(
     if cfg.out is None:
         cfg = cfg.replace(out=str(checkpoint.run_dir) if checkpoint else default_out(cfg.task))
 
-    if checkpoint is not None:
-        later = _later_checkpoints(checkpoint, Path(cfg.out))
-        if later and not overwrite:
-            raise RunDirError(
-                f"{checkpoint.path} is not the latest checkpoint of {checkpoint.run_dir}: "
-                f"{', '.join(p.name for p in later)} came later, and resuming here would "
-                "replace them. Resume the latest (--resume with the run folder), continue into "
-                "another --out, or pass --overwrite to delete the later checkpoints first."
-            )
+    later = _later_checkpoints(checkpoint, Path(cfg.out)) if checkpoint else []
+    if later and not overwrite:
+        raise RunDirError(
+            f"{checkpoint.path} is not the latest checkpoint of {checkpoint.run_dir}: "
+            f"{', '.join(p.name for p in later)} came later, and resuming here would "
+            "replace them. Resume the latest (--resume with the run folder), continue into "
+            "another --out, or pass --overwrite to delete the later checkpoints first."
+        )
     device = resolve_device(cfg.device, _local_rank())
     dist = init_distributed(device)
     try:
-        later = _later_checkpoints(checkpoint, Path(cfg.out)) if checkpoint else []
         if dist.is_main and later:  # --overwrite asked: point latest.json back, then delete
             record = {"step": checkpoint.step, "dir": checkpoint.path.name}
             ckpt_io.write_json_atomic(checkpoint.path.parent / ckpt_io.LATEST_FILE, record)

@@ -100,13 +100,13 @@ def out_folder_problem(out: Path, option: str = "--out") -> str | None:
     >>> out_folder_problem(f.parent / "new" / "sub") is None
     True
     """
-    for folder in (out, *out.parents):
-        if folder.is_dir():
-            return None
-        if folder.exists() or folder.is_symlink():
-            where = "" if folder == out else f": {folder}"
-            return f"{option} {out}{where} is a file, not a folder"
-    return None
+    from i2i.data.io import file_in_the_way
+
+    blocker = file_in_the_way(out)
+    if blocker is None:
+        return None
+    where = "" if blocker == out else f": {blocker}"
+    return f"{option} {out}{where} is a file, not a folder"
 
 
 def previous_report(out_dir: Path) -> set[str] | None:
